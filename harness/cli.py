@@ -1,0 +1,194 @@
+"""The ``harness`` command line.
+
+One exit-code contract for every command: 0 passed/ready, 1 a gate failed, 2 bad input or a
+harness error, 130 interrupted. Bad input is reported one line per problem as
+``FILE:LINE: path.to.key: message``; nothing the user can cause ends in a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from harness import __version__
+from harness.problems import InputError
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+SPEC_ARGUMENT = click.argument(
+    "spec", type=click.Path(dir_okay=False, path_type=Path), metavar="SPEC"
+)
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Exit codes: 0 passed, 1 a gate failed, 2 bad input or harness error, 130 interrupted.",
+)
+@click.version_option(__version__, prog_name="harness")
+def cli() -> None:
+    """Test a third-party API integration against its integration spec before you ship it.
+
+    Start with `harness init` (or a filled-in Markdown template and `harness spec import`),
+    then `harness validate` until the spec is clean.
+    """
+
+
+@cli.command(short_help="Check a spec, its OpenAPI documents and their references.")
+@SPEC_ARGUMENT
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object with every problem, for editors and CI.",
+)
+def validate(spec: Path, output_format: str) -> None:
+    """Check SPEC, the OpenAPI documents it names and every reference between them.
+
+    SPEC is an integration.yaml, or a filled-in Markdown template (*.md). Every problem is
+    reported at once, one line each: FILE:LINE: path.to.key: message. Exit 0 when valid, 2 when not.
+    """
+    from harness.project import load_project
+
+    try:
+        project = load_project(spec, display=str(spec)) if spec.suffix != ".md" else _load_markdown_project(spec)
+    except InputError as error:
+        if output_format == "json":
+            click.echo(json.dumps({"valid": False, "problems": [p.as_dict() for p in error.problems]}, indent=2))
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        raise
+    s = project.spec.spec
+    operations = len(project.provider.operations)
+    summary = {
+        "valid": True,
+        "spec": str(spec),
+        "name": s.name,
+        "provider": {"title": project.provider.title, "openapi": project.provider.version, "operations": operations},
+        "destination": None
+        if project.destination is None
+        else {"title": project.destination.title, "openapi": project.destination.version},
+        "mapped_fields": len(s.data_mapping.fields) if s.data_mapping else 0,
+    }
+    if output_format == "json":
+        click.echo(json.dumps(summary, indent=2))
+        return
+    click.echo(f"{spec}: valid - {s.name}")
+    click.echo(f"  provider: {project.provider.title} (OpenAPI {project.provider.version}, {operations} operations)")
+    if project.destination is not None:
+        click.echo(f"  destination: {project.destination.title} (OpenAPI {project.destination.version})")
+    click.echo(f"  data mapping: {summary['mapped_fields']} fields")
+
+
+def _load_markdown_project(path: Path):  # type: ignore[no-untyped-def]
+    """Validate a Markdown spec exactly as if it had been imported to YAML beside it."""
+    from harness.project import project_from_loaded
+    from harness.spec.markdown import load_markdown_spec
+
+    return project_from_loaded(load_markdown_spec(path))
+
+
+@cli.command(short_help="Print the JSON Schema of integration.yaml.")
+def schema() -> None:
+    """Print the JSON Schema of integration.yaml (point your editor at it)."""
+    from harness.spec.schema import spec_schema
+
+    click.echo(json.dumps(spec_schema(), indent=2))
+
+
+@cli.command(short_help="Scaffold a repository with a starter integration.yaml.")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--openapi", "openapi", metavar="DOC", help="Provider OpenAPI document (path or URL) to pre-fill the spec from.")
+@click.option("--name", help="Integration name (default: from the OpenAPI title).")
+@click.option("--force", is_flag=True, help="Overwrite an existing integration.yaml.")
+def init(directory: Path, openapi: str | None, name: str | None, force: bool) -> None:
+    """Scaffold DIRECTORY with the harness folders and a starter integration.yaml.
+
+    With --openapi, the provider name, auth scheme, operations and a first data mapping are
+    taken from the document; the result passes `harness validate` as written.
+    """
+    from harness.scaffold import scaffold
+
+    created = scaffold(directory, openapi=openapi, name=name, force=force)
+    for path in created.files:
+        click.echo(f"created {path}")
+    click.echo(f"\nnext: harness validate {created.spec}")
+
+
+@cli.group()
+def spec() -> None:
+    """Convert between integration.yaml and the Markdown spec template."""
+
+
+@spec.command("import", short_help="Markdown template -> integration.yaml.")
+@click.argument("markdown", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the YAML here (default: stdout).")
+def spec_import(markdown: Path, output: Path | None) -> None:
+    """Read a filled-in Markdown template into integration.yaml form."""
+    from harness.spec.markdown import markdown_to_yaml
+
+    text = markdown_to_yaml(markdown)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+@spec.command("export", short_help="integration.yaml -> Markdown template.")
+@SPEC_ARGUMENT
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the Markdown here (default: stdout).")
+def spec_export(spec: Path, output: Path | None) -> None:
+    """Write SPEC back as the Markdown template, filled in."""
+    from harness.spec.loader import load_spec
+    from harness.spec.markdown import export_markdown
+
+    text = export_markdown(load_spec(spec, display=str(spec)).spec)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """Entry point: run the CLI and map every outcome onto the exit-code contract."""
+    try:
+        result = cli.main(args=argv, prog_name="harness", standalone_mode=False)
+    except InputError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        if not error.problems:
+            click.echo("harness: invalid input", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except click.UsageError as error:
+        if type(error).__name__ == "NoArgsIsHelpError":  # bare `harness` or `harness spec`
+            click.echo(error.format_message(), err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        command = error.ctx.command_path if error.ctx is not None else "harness"
+        _fail(f"{command}: {error.format_message()} (see '{command} --help')", EXIT_BAD_INPUT)
+    except click.ClickException as error:
+        _fail(f"harness: {error.format_message()}", EXIT_BAD_INPUT)
+    except (KeyboardInterrupt, click.Abort):
+        _fail("harness: interrupted", EXIT_INTERRUPTED)
+    except SystemExit:
+        raise
+    except Exception as error:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+        if os.environ.get("HARNESS_DEBUG"):
+            traceback.print_exc()
+        _fail(
+            f"harness: internal error: {type(error).__name__}: {error} (set HARNESS_DEBUG=1 for details)",
+            EXIT_BAD_INPUT,
+        )
+    sys.exit(result if isinstance(result, int) else EXIT_OK)
