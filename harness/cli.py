@@ -12,12 +12,15 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from harness import __version__
-from harness.problems import InputError
+from harness.problems import InputError, Problem
+
+if TYPE_CHECKING:
+    from harness.project import Project
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -39,59 +42,79 @@ def cli() -> None:
     """
 
 
-@cli.command(short_help="Check a spec, its OpenAPI documents and their references.")
-@SPEC_ARGUMENT
+@cli.command(short_help="Check specs, their OpenAPI documents and their references.")
+@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="SPEC...")
 @click.option(
     "--format",
     "output_format",
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="json: one object with every problem, for editors and CI.",
+    help="json: one object per spec with every problem, for editors and CI.",
 )
-def validate(spec: Path, output_format: str) -> None:
-    """Check SPEC, the OpenAPI documents it names and every reference between them.
+def validate(specs: tuple[Path, ...], output_format: str) -> None:
+    """Check each SPEC, the OpenAPI documents it names and every reference between them.
 
     SPEC is an integration.yaml, or a filled-in Markdown template (*.md). Every problem is
-    reported at once, one line each: FILE:LINE: path.to.key: message. Exit 0 when valid, 2 when not.
+    reported at once, one line each: FILE:LINE: path.to.key: message. Exit 0 when all are
+    valid, 2 when any is not.
     """
-    from harness.project import load_project
+    results: list[dict[str, object]] = []
+    problems: list[Problem] = []
+    for spec in specs:
+        try:
+            project = _load_any_project(spec)
+        except InputError as error:
+            problems.extend(error.problems)
+            results.append({"spec": str(spec), "valid": False, "problems": [p.as_dict() for p in error.problems]})
+            continue
+        results.append(_summary(spec, project))
+        if output_format == "text":
+            _print_summary(spec, project)
+    if output_format == "json":
+        click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        if problems:
+            raise SystemExit(EXIT_BAD_INPUT)
+    elif problems:
+        raise InputError(problems)
 
-    try:
-        project = load_project(spec, display=str(spec)) if spec.suffix != ".md" else _load_markdown_project(spec)
-    except InputError as error:
-        if output_format == "json":
-            click.echo(json.dumps({"valid": False, "problems": [p.as_dict() for p in error.problems]}, indent=2))
-            raise SystemExit(EXIT_BAD_INPUT) from None
-        raise
+
+def _load_any_project(spec: Path) -> Project:
+    from harness.project import load_project, project_from_loaded
+
+    if spec.suffix.lower() in (".md", ".markdown"):
+        from harness.spec.markdown import load_markdown_spec
+
+        return project_from_loaded(load_markdown_spec(spec))
+    return load_project(spec, display=str(spec))
+
+
+def _summary(spec: Path, project: Project) -> dict[str, object]:
     s = project.spec.spec
-    operations = len(project.provider.operations)
-    summary = {
-        "valid": True,
+    return {
         "spec": str(spec),
+        "valid": True,
         "name": s.name,
-        "provider": {"title": project.provider.title, "openapi": project.provider.version, "operations": operations},
+        "provider": {
+            "title": project.provider.title,
+            "openapi": project.provider.version,
+            "operations": len(project.provider.operations),
+        },
         "destination": None
         if project.destination is None
         else {"title": project.destination.title, "openapi": project.destination.version},
         "mapped_fields": len(s.data_mapping.fields) if s.data_mapping else 0,
     }
-    if output_format == "json":
-        click.echo(json.dumps(summary, indent=2))
-        return
+
+
+def _print_summary(spec: Path, project: Project) -> None:
+    s = project.spec.spec
+    provider = project.provider
     click.echo(f"{spec}: valid - {s.name}")
-    click.echo(f"  provider: {project.provider.title} (OpenAPI {project.provider.version}, {operations} operations)")
+    click.echo(f"  provider: {provider.title} (OpenAPI {provider.version}, {len(provider.operations)} operations)")
     if project.destination is not None:
         click.echo(f"  destination: {project.destination.title} (OpenAPI {project.destination.version})")
-    click.echo(f"  data mapping: {summary['mapped_fields']} fields")
-
-
-def _load_markdown_project(path: Path):  # type: ignore[no-untyped-def]
-    """Validate a Markdown spec exactly as if it had been imported to YAML beside it."""
-    from harness.project import project_from_loaded
-    from harness.spec.markdown import load_markdown_spec
-
-    return project_from_loaded(load_markdown_spec(path))
+    click.echo(f"  data mapping: {len(s.data_mapping.fields) if s.data_mapping else 0} fields")
 
 
 @cli.command(short_help="Print the JSON Schema of integration.yaml.")

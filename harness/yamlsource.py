@@ -106,7 +106,8 @@ def parse_text(text: str, file: str) -> LoadedDocument:
         raise InputError([Problem(file, line, "", f"invalid YAML: {what}")]) from None
     except YAMLError as exc:
         raise InputError([Problem(file, None, "", f"invalid YAML: {exc}")]) from None
-    lines: dict[Path_, int] = {(): 1}
+    root_line = getattr(getattr(raw, "lc", None), "line", None)
+    lines: dict[Path_, int] = {(): root_line + 1 if isinstance(root_line, int) else 1}
     data = _plain(raw, (), lines)
     return LoadedDocument(data, SourceMap(file, lines))
 

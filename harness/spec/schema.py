@@ -17,7 +17,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from harness.problems import Problem
+from harness.problems import Problem, format_path
 from harness.yamlsource import SourceMap
 
 _JSON_TYPES = {
@@ -77,7 +77,8 @@ def _explain(error: ValidationError, source: SourceMap) -> Iterator[Problem]:
     if kind == "required" and isinstance(instance, dict):
         for key in value:
             if key not in instance:
-                yield source.problem(path, f"missing required key '{key}'")
+                # Located at the parent mapping (the key has no line of its own yet).
+                yield Problem(source.file, source.line_of(path), format_path([*path, key]), "required but missing")
         return
     if kind in ("anyOf", "oneOf") and all(
         isinstance(s, dict) and set(s) <= {"required", "not"} for s in value
@@ -125,6 +126,8 @@ def _message(error: ValidationError, kind: str, value: Any, instance: Any) -> st
         return "items must be unique"
     if kind == "format":
         return f"not a valid {value}{shown}"
+    if kind == "pattern" and isinstance(error.schema, dict) and "x-hint" in error.schema:
+        return f"{error.schema['x-hint']}{shown}"
     if kind == "pattern":
         return f"does not match the expected form {value}{shown}"
     return error.message if not secret else f"invalid value ({kind}; value not shown)"
