@@ -43,7 +43,13 @@ def cli() -> None:
 
 
 @cli.command(short_help="Check specs, their OpenAPI documents and their references.")
-@click.argument("specs", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path), metavar="SPEC...")
+@click.argument(
+    "specs",
+    nargs=-1,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="SPEC...",
+)
 @click.option(
     "--format",
     "output_format",
@@ -66,7 +72,13 @@ def validate(specs: tuple[Path, ...], output_format: str) -> None:
             project = _load_any_project(spec)
         except InputError as error:
             problems.extend(error.problems)
-            results.append({"spec": str(spec), "valid": False, "problems": [p.as_dict() for p in error.problems]})
+            results.append(
+                {
+                    "spec": str(spec),
+                    "valid": False,
+                    "problems": [p.as_dict() for p in error.problems],
+                }
+            )
             continue
         results.append(_summary(spec, project))
         if output_format == "text":
@@ -111,9 +123,13 @@ def _print_summary(spec: Path, project: Project) -> None:
     s = project.spec.spec
     provider = project.provider
     click.echo(f"{spec}: valid - {s.name}")
-    click.echo(f"  provider: {provider.title} (OpenAPI {provider.version}, {len(provider.operations)} operations)")
+    click.echo(
+        f"  provider: {provider.title} (OpenAPI {provider.version}, {len(provider.operations)} operations)"
+    )
     if project.destination is not None:
-        click.echo(f"  destination: {project.destination.title} (OpenAPI {project.destination.version})")
+        click.echo(
+            f"  destination: {project.destination.title} (OpenAPI {project.destination.version})"
+        )
     click.echo(f"  data mapping: {len(s.data_mapping.fields) if s.data_mapping else 0} fields")
 
 
@@ -127,7 +143,12 @@ def schema() -> None:
 
 @cli.command(short_help="Scaffold a repository with a starter integration.yaml.")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--openapi", "openapi", metavar="DOC", help="Provider OpenAPI document (path or URL) to pre-fill the spec from.")
+@click.option(
+    "--openapi",
+    "openapi",
+    metavar="DOC",
+    help="Provider OpenAPI document (path or URL) to pre-fill the spec from.",
+)
 @click.option("--name", help="Integration name (default: from the OpenAPI title).")
 @click.option("--force", is_flag=True, help="Overwrite an existing integration.yaml.")
 def init(directory: Path, openapi: str | None, name: str | None, force: bool) -> None:
@@ -151,7 +172,12 @@ def spec() -> None:
 
 @spec.command("import", short_help="Markdown template -> integration.yaml.")
 @click.argument("markdown", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the YAML here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the YAML here (default: stdout).",
+)
 def spec_import(markdown: Path, output: Path | None) -> None:
     """Read a filled-in Markdown template into integration.yaml form."""
     from harness.spec.markdown import markdown_to_yaml
@@ -166,7 +192,12 @@ def spec_import(markdown: Path, output: Path | None) -> None:
 
 @spec.command("export", short_help="integration.yaml -> Markdown template.")
 @SPEC_ARGUMENT
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the Markdown here (default: stdout).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the Markdown here (default: stdout).",
+)
 def spec_export(spec: Path, output: Path | None) -> None:
     """Write SPEC back as the Markdown template, filled in."""
     from harness.spec.loader import load_spec
@@ -207,7 +238,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _fail("harness: interrupted", EXIT_INTERRUPTED)
     except SystemExit:
         raise
-    except Exception as error:  # noqa: BLE001 - the last line of defence: no tracebacks for users
+    except Exception as error:
         if os.environ.get("HARNESS_DEBUG"):
             traceback.print_exc()
         _fail(

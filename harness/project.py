@@ -27,9 +27,15 @@ def _is_url(ref: str) -> bool:
     return urlsplit(ref).scheme in ("http", "https")
 
 
-def _load_named_document(loaded: LoadedSpec, ref: str, where: list[PathPart], problems: list[Problem]) -> OpenAPIDocument | None:
+def _load_named_document(
+    loaded: LoadedSpec, ref: str, where: list[PathPart], problems: list[Problem]
+) -> OpenAPIDocument | None:
     if not _is_url(ref) and not loaded.resolve(ref).is_file():
-        problems.append(loaded.source.problem(where, f"OpenAPI document '{ref}' not found (looked in {loaded.base_dir.name}/)"))
+        problems.append(
+            loaded.source.problem(
+                where, f"OpenAPI document '{ref}' not found (looked in {loaded.base_dir.name}/)"
+            )
+        )
         return None
     display = ref if _is_url(ref) else _display_path(loaded.resolve(ref))
     try:
@@ -50,8 +56,16 @@ def _display_path(path: Path) -> str:
 def _file_problems(loaded: LoadedSpec) -> list[Problem]:
     problems: list[Problem] = []
     iut = loaded.spec.integration_under_test
-    if iut is not None and iut.working_dir is not None and not loaded.resolve(iut.working_dir).is_dir():
-        problems.append(loaded.source.problem(["integration_under_test", "working_dir"], f"folder '{iut.working_dir}' not found"))
+    if (
+        iut is not None
+        and iut.working_dir is not None
+        and not loaded.resolve(iut.working_dir).is_dir()
+    ):
+        problems.append(
+            loaded.source.problem(
+                ["integration_under_test", "working_dir"], f"folder '{iut.working_dir}' not found"
+            )
+        )
     return problems
 
 
@@ -63,13 +77,19 @@ def load_project(spec_path: Path | str, display: str | None = None) -> Project:
 def project_from_loaded(loaded: LoadedSpec) -> Project:
     """Load the documents a valid spec names (used for specs that came from Markdown, too)."""
     problems = _file_problems(loaded)
-    provider = _load_named_document(loaded, loaded.spec.provider.openapi, ["provider", "openapi"], problems)
+    provider = _load_named_document(
+        loaded, loaded.spec.provider.openapi, ["provider", "openapi"], problems
+    )
     destination = None
     dest = loaded.spec.destination
     if dest is not None and dest.openapi is not None:
-        destination = _load_named_document(loaded, dest.openapi, ["destination", "openapi"], problems)
+        destination = _load_named_document(
+            loaded, dest.openapi, ["destination", "openapi"], problems
+        )
     if provider is not None:
         problems.extend(reference_problems(loaded, provider, destination))
     if problems or provider is None:
-        raise InputError(sorted(problems, key=lambda p: (p.file != loaded.source.file, p.file, p.line or 0)))
+        raise InputError(
+            sorted(problems, key=lambda p: (p.file != loaded.source.file, p.file, p.line or 0))
+        )
     return Project(loaded, provider, destination)

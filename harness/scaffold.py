@@ -61,18 +61,37 @@ def _auth_from_document(doc: OpenAPIDocument | None) -> dict[str, Any]:
     if not schemes:
         return {"kind": "none"}
     global_security = doc.data.get("security") or []
-    preferred = next((name for req in global_security for name in req if name in schemes), next(iter(schemes)))
+    preferred = next(
+        (name for req in global_security for name in req if name in schemes), next(iter(schemes))
+    )
     scheme = doc.deref(schemes[preferred]).node
     kind = scheme.get("type")
     if kind == "oauth2":
         flows = scheme.get("flows") or {}
-        flow = flows.get("clientCredentials") or (scheme if scheme.get("flow") == "application" else None)
+        flow = flows.get("clientCredentials") or (
+            scheme if scheme.get("flow") == "application" else None
+        )
         if flow is None:
-            return {"kind": "custom", "description": f"OAuth2 ({', '.join(flows) or scheme.get('flow')}): TODO describe the flow"}
+            return {
+                "kind": "custom",
+                "description": f"OAuth2 ({', '.join(flows) or scheme.get('flow')}): TODO describe the flow",
+            }
         token_url = str(flow.get("tokenUrl", "/oauth/token"))
         token_path = urlsplit(token_url).path
-        token_op = next((op.operation_id for op in doc.operations.values() if op.path.rstrip("/") and token_path.endswith(op.path) and op.method == "post"), None)
-        return {"kind": "oauth2_client_credentials", "token_operation": token_op, "token_url": token_url, "scopes": sorted(flow.get("scopes") or {})}
+        token_op = next(
+            (
+                op.operation_id
+                for op in doc.operations.values()
+                if op.path.rstrip("/") and token_path.endswith(op.path) and op.method == "post"
+            ),
+            None,
+        )
+        return {
+            "kind": "oauth2_client_credentials",
+            "token_operation": token_op,
+            "token_url": token_url,
+            "scopes": sorted(flow.get("scopes") or {}),
+        }
     if kind == "apiKey":
         where = scheme.get("in")
         if where in ("header", "query"):
@@ -99,7 +118,11 @@ def _first_mapping(doc: OpenAPIDocument | None) -> dict[str, Any] | None:
         records_path = None
         node = body.node
         if isinstance(node, dict) and node.get("type") != "array":
-            arrays = [name for name, prop in (node.get("properties") or {}).items() if isinstance(prop, dict) and doc.deref(prop, body.uri).node.get("type") == "array"]
+            arrays = [
+                name
+                for name, prop in (node.get("properties") or {}).items()
+                if isinstance(prop, dict) and doc.deref(prop, body.uri).node.get("type") == "array"
+            ]
             if not arrays:
                 continue
             records_path = arrays[0]
@@ -109,7 +132,9 @@ def _first_mapping(doc: OpenAPIDocument | None) -> dict[str, Any] | None:
         fields = [
             {"name": name, "required": info.required}
             for name, info in record_fields(doc, record)
-            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name) and len(info.types) == 1 and info.types <= _SCALARS
+            if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name)
+            and len(info.types) == 1
+            and info.types <= _SCALARS
         ][:_MAX_MAPPED_FIELDS]
         if fields:
             return {"operation": op.operation_id, "records_path": records_path, "fields": fields}
@@ -146,7 +171,9 @@ def _relpath(path: Path, start: Path) -> str:
     return os.path.relpath(path, start.resolve())
 
 
-def scaffold(directory: Path, *, openapi: str | None = None, name: str | None = None, force: bool = False) -> Scaffolded:
+def scaffold(
+    directory: Path, *, openapi: str | None = None, name: str | None = None, force: bool = False
+) -> Scaffolded:
     """Create the folders and a starter spec in ``directory``; returns what was written."""
     doc = None
     if openapi is not None:
@@ -156,7 +183,9 @@ def scaffold(directory: Path, *, openapi: str | None = None, name: str | None = 
     spec_dir = directory / "contracts" / slug
     spec_path = spec_dir / "integration.yaml"
     if spec_path.exists() and not force:
-        raise InputError([Problem(str(spec_path), None, "", "already exists (use --force to overwrite)")])
+        raise InputError(
+            [Problem(str(spec_path), None, "", "already exists (use --force to overwrite)")]
+        )
     if directory.exists() and not directory.is_dir():
         raise InputError([Problem(str(directory), None, "", "exists and is not a folder")])
 
@@ -173,15 +202,24 @@ def scaffold(directory: Path, *, openapi: str | None = None, name: str | None = 
         openapi_ref = _copy_document(openapi, doc, spec_dir)
     else:
         openapi_ref = "provider.openapi.yaml"
-        starter = resources.files("harness").joinpath("templates/init/provider.openapi.yaml").read_text()
+        starter = (
+            resources.files("harness").joinpath("templates/init/provider.openapi.yaml").read_text()
+        )
         (spec_dir / openapi_ref).write_text(starter, encoding="utf-8")
         doc = load_document(openapi_ref, spec_dir)
-    if not openapi_ref.startswith(("http://", "https://")) and (spec_dir / openapi_ref).parent == spec_dir:
+    if (
+        not openapi_ref.startswith(("http://", "https://"))
+        and (spec_dir / openapi_ref).parent == spec_dir
+    ):
         written.append(spec_dir / openapi_ref)
 
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 - YAML, not HTML
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
     env.filters["y"] = _yaml_scalar
-    template = env.from_string(resources.files("harness").joinpath("templates/init/integration.yaml.j2").read_text())
+    template = env.from_string(
+        resources.files("harness").joinpath("templates/init/integration.yaml.j2").read_text()
+    )
     text = template.render(
         name=title,
         today=_dt.date.today().isoformat(),
@@ -191,7 +229,10 @@ def scaffold(directory: Path, *, openapi: str | None = None, name: str | None = 
         openapi_ref=openapi_ref,
         auth=_auth_from_document(doc),
         env_prefix=re.sub(r"[^A-Z0-9]+", "_", slug.upper()).strip("_") or "PROVIDER",
-        operations=[f"{op.operation_id}: {op.method.upper()} {op.path}" for op in (doc.operations.values() if doc else [])],
+        operations=[
+            f"{op.operation_id}: {op.method.upper()} {op.path}"
+            for op in (doc.operations.values() if doc else [])
+        ],
         mapping=_first_mapping(doc),
     )
     spec_path.write_text(text, encoding="utf-8")

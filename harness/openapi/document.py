@@ -144,7 +144,10 @@ class OpenAPIDocument:
     def parameters(self, op: Operation) -> list[Ref]:
         """Path-level and operation-level parameters, the operation's overriding by (name, in)."""
         merged: dict[tuple[str, str], Ref] = {}
-        for param in [*(op.path_item.get("parameters") or []), *(op.definition.get("parameters") or [])]:
+        for param in [
+            *(op.path_item.get("parameters") or []),
+            *(op.definition.get("parameters") or []),
+        ]:
             ref = self.deref(param)
             merged[(str(ref.node.get("name")), str(ref.node.get("in")))] = ref
         return list(merged.values())
@@ -171,7 +174,9 @@ def _read(location: str, display: str) -> LoadedDocument:
             response = httpx.get(location, timeout=_FETCH_TIMEOUT_SECONDS, follow_redirects=True)
             response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise InputError([Problem(display, None, "", f"cannot fetch OpenAPI document: {exc}")]) from None
+            raise InputError(
+                [Problem(display, None, "", f"cannot fetch OpenAPI document: {exc}")]
+            ) from None
         return parse_text(response.text, display)
     path = Path(unquote(parts.path)) if parts.scheme == "file" else Path(location)
     return load_file(path, display)
@@ -179,23 +184,42 @@ def _read(location: str, display: str) -> LoadedDocument:
 
 def _detect_version(data: Any, display: str) -> Version:
     if not isinstance(data, dict):
-        raise InputError([Problem(display, 1, "", "not an OpenAPI document: expected a mapping at the top")])
+        raise InputError(
+            [Problem(display, 1, "", "not an OpenAPI document: expected a mapping at the top")]
+        )
     swagger, openapi = data.get("swagger"), data.get("openapi")
     if swagger is not None:
         if str(swagger) == "2.0":
             return "2.0"
-        raise InputError([Problem(display, 1, "swagger", f"unsupported Swagger version {swagger!r} (2.0 is)")])
+        raise InputError(
+            [Problem(display, 1, "swagger", f"unsupported Swagger version {swagger!r} (2.0 is)")]
+        )
     if openapi is None:
-        raise InputError([Problem(display, 1, "", "not an OpenAPI document: no 'openapi' or 'swagger' key")])
+        raise InputError(
+            [Problem(display, 1, "", "not an OpenAPI document: no 'openapi' or 'swagger' key")]
+        )
     text = str(openapi)
     if text.startswith("3.0"):
         return "3.0"
     if text.startswith("3.1"):
         return "3.1"
-    raise InputError([Problem(display, 1, "openapi", f"unsupported OpenAPI version {text!r} (2.0, 3.0 and 3.1 are)")])
+    raise InputError(
+        [
+            Problem(
+                display,
+                1,
+                "openapi",
+                f"unsupported OpenAPI version {text!r} (2.0, 3.0 and 3.1 are)",
+            )
+        ]
+    )
 
 
-_VALIDATORS = {"2.0": OpenAPIV2SpecValidator, "3.0": OpenAPIV30SpecValidator, "3.1": OpenAPIV31SpecValidator}
+_VALIDATORS = {
+    "2.0": OpenAPIV2SpecValidator,
+    "3.0": OpenAPIV30SpecValidator,
+    "3.1": OpenAPIV31SpecValidator,
+}
 
 
 def _path_in_data(data: Any, raw_path: list[Any]) -> list[PathPart]:
@@ -224,12 +248,14 @@ def validation_problems(document: LoadedDocument, version: Version, uri: str) ->
             problems.append(document.source.problem(path, message))
             if len(problems) >= _MAX_VALIDATION_PROBLEMS:
                 break
-    except Exception as exc:  # noqa: BLE001 - the validator can fail on documents it cannot walk
+    except Exception as exc:
         problems.append(Problem(document.source.file, None, "", f"cannot validate document: {exc}"))
     return problems
 
 
-def load_document(location: str, base_dir: Path | None = None, display: str | None = None) -> OpenAPIDocument:
+def load_document(
+    location: str, base_dir: Path | None = None, display: str | None = None
+) -> OpenAPIDocument:
     """Load and validate an OpenAPI document; ``InputError`` lists everything wrong with it."""
     parts = urlsplit(location)
     if parts.scheme in ("http", "https"):
@@ -239,9 +265,13 @@ def load_document(location: str, base_dir: Path | None = None, display: str | No
         if base_dir is not None and not path.is_absolute():
             path = base_dir / path
         uri, shown = path.resolve().as_uri(), display or str(path)
-    document = _read(uri if parts.scheme in ("http", "https") else str(Path(urlsplit(uri).path)), shown)
+    document = _read(
+        uri if parts.scheme in ("http", "https") else str(Path(urlsplit(uri).path)), shown
+    )
     version = _detect_version(document.data, shown)
     problems = validation_problems(document, version, uri)
     if problems:
         raise InputError(problems)
-    return OpenAPIDocument(uri=uri, display=shown, data=document.data, source=document.source, version=version)
+    return OpenAPIDocument(
+        uri=uri, display=shown, data=document.data, source=document.source, version=version
+    )

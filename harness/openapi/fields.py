@@ -77,7 +77,11 @@ def _child(doc: OpenAPIDocument, ref: Ref, name: str) -> tuple[Ref, bool] | None
 
 def _items(doc: OpenAPIDocument, ref: Ref) -> Ref | None:
     for part in _branches(doc, ref):
-        if isinstance(part.node, dict) and "items" in part.node and isinstance(part.node["items"], dict):
+        if (
+            isinstance(part.node, dict)
+            and "items" in part.node
+            and isinstance(part.node["items"], dict)
+        ):
             return Ref(part.node["items"], part.uri)
     return None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from harness.openapi.document import OpenAPIDocument
 from harness.openapi.fields import FieldInfo, lookup_field, records_schema
-from harness.problems import Problem
+from harness.problems import PathPart, Problem
 from harness.spec.loader import LoadedSpec
 
 
@@ -29,30 +29,59 @@ def reference_problems(
 
     auth = spec.authentication
     if auth is not None and auth.token_operation and auth.token_operation not in provider_ops:
-        add(source.problem(["authentication", "token_operation"], _unknown_operation(provider, auth.token_operation)))
+        add(
+            source.problem(
+                ["authentication", "token_operation"],
+                _unknown_operation(provider, auth.token_operation),
+            )
+        )
     if spec.rate_limits is not None:
         for op_id in spec.rate_limits.operation_costs or {}:
             if op_id not in provider_ops:
-                add(source.problem(["rate_limits", "operation_costs", op_id], _unknown_operation(provider, op_id)))
+                add(
+                    source.problem(
+                        ["rate_limits", "operation_costs", op_id],
+                        _unknown_operation(provider, op_id),
+                    )
+                )
 
     mapping = spec.data_mapping
     if mapping is not None:
         op = provider_ops.get(mapping.source_operation)
         if op is None:
-            add(source.problem(["data_mapping", "source_operation"], _unknown_operation(provider, mapping.source_operation)))
+            add(
+                source.problem(
+                    ["data_mapping", "source_operation"],
+                    _unknown_operation(provider, mapping.source_operation),
+                )
+            )
         else:
             body = provider.response_body_schema(op)
             record = None if body is None else records_schema(provider, body, mapping.records_path)
             if body is None:
-                add(source.problem(["data_mapping", "source_operation"], f"operation '{op.operation_id}' documents no JSON 2xx response body"))
+                add(
+                    source.problem(
+                        ["data_mapping", "source_operation"],
+                        f"operation '{op.operation_id}' documents no JSON 2xx response body",
+                    )
+                )
             elif record is None:
-                add(source.problem(["data_mapping", "records_path"], f"'{mapping.records_path}' is not in the response of '{op.operation_id}'"))
+                add(
+                    source.problem(
+                        ["data_mapping", "records_path"],
+                        f"'{mapping.records_path}' is not in the response of '{op.operation_id}'",
+                    )
+                )
             else:
                 for index, row in enumerate(mapping.fields):
                     found = lookup_field(provider, record, row.source)
-                    where = ["data_mapping", "fields", index, "source"]
+                    where: list[PathPart] = ["data_mapping", "fields", index, "source"]
                     if isinstance(found, str):
-                        add(source.problem(where, f"{found}, in the response of '{op.operation_id}'"))
+                        add(
+                            source.problem(
+                                where, f"{found}, in the response of '{op.operation_id}'"
+                            )
+                        )
                     else:
                         problems.extend(_enum_problems(loaded, index, found))
 
@@ -60,16 +89,30 @@ def reference_problems(
     if dest is not None and dest.kind == "api" and destination is not None and dest.operation:
         dest_op = destination.operations.get(dest.operation)
         if dest_op is None:
-            add(source.problem(["destination", "operation"], _unknown_operation(destination, dest.operation)))
+            add(
+                source.problem(
+                    ["destination", "operation"], _unknown_operation(destination, dest.operation)
+                )
+            )
         elif mapping is not None:
             body = destination.request_body_schema(dest_op)
             if body is None:
-                add(source.problem(["destination", "operation"], f"operation '{dest.operation}' takes no JSON request body"))
+                add(
+                    source.problem(
+                        ["destination", "operation"],
+                        f"operation '{dest.operation}' takes no JSON request body",
+                    )
+                )
             else:
                 for index, row in enumerate(mapping.fields):
                     found = lookup_field(destination, body, row.destination)
                     if isinstance(found, str):
-                        add(source.problem(["data_mapping", "fields", index, "destination"], f"{found}, in the request body of '{dest.operation}'"))
+                        add(
+                            source.problem(
+                                ["data_mapping", "fields", index, "destination"],
+                                f"{found}, in the request body of '{dest.operation}'",
+                            )
+                        )
     return problems
 
 

@@ -7,4 +7,11 @@ from harness.spec.convert import spec_from_data, spec_to_data
 from harness.spec.loader import LoadedSpec, load_spec, load_spec_text
 from harness.spec.model import IntegrationSpec
 
-__all__ = ["IntegrationSpec", "LoadedSpec", "load_spec", "load_spec_text", "spec_from_data", "spec_to_data"]
+__all__ = [
+    "IntegrationSpec",
+    "LoadedSpec",
+    "load_spec",
+    "load_spec_text",
+    "spec_from_data",
+    "spec_to_data",
+]

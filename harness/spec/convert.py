@@ -40,8 +40,8 @@ def spec_from_data(data: dict[str, Any]) -> IntegrationSpec:
 
 def spec_to_data(spec: IntegrationSpec) -> dict[str, Any]:
     """The plain-data form of a spec, with defaults left out: what ``spec export`` writes."""
-    data: dict[str, Any] = _unstructure.unstructure(spec)
-    return _drop_empty(data)
+    data: dict[str, Any] = _drop_empty(_unstructure.unstructure(spec))
+    return data
 
 
 def _drop_empty(value: Any) -> Any:

@@ -38,7 +38,13 @@ def _from_document(document: LoadedDocument, path: Path) -> LoadedSpec:
         from harness.problems import Problem
 
         got = "an empty file" if data is None else f"a {type(data).__name__}"
-        raise InputError([Problem(document.source.file, 1, "", f"expected a mapping of spec sections, got {got}")])
+        raise InputError(
+            [
+                Problem(
+                    document.source.file, 1, "", f"expected a mapping of spec sections, got {got}"
+                )
+            ]
+        )
     problems = schema_problems(data, document.source)
     if problems:
         raise InputError(problems)

@@ -62,12 +62,14 @@ def _is_secret(error: ValidationError) -> bool:
 
 def _explain(error: ValidationError, source: SourceMap) -> Iterator[Problem]:
     path = list(error.absolute_path)
-    kind = error.validator
-    value = error.validator_value
-    instance = error.instance
+    # jsonschema types these as possibly "Unset"; errors from iter_errors always have them.
+    kind: str = str(error.validator)
+    value: Any = error.validator_value
+    instance: Any = error.instance
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
 
     if kind == "additionalProperties" and value is False and isinstance(instance, dict):
-        known = sorted(error.schema.get("properties", {}))
+        known = sorted(schema.get("properties", {}))
         for key in sorted(set(instance) - set(known)):
             hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
             message = f"unknown key '{key}'"
@@ -78,7 +80,12 @@ def _explain(error: ValidationError, source: SourceMap) -> Iterator[Problem]:
         for key in value:
             if key not in instance:
                 # Located at the parent mapping (the key has no line of its own yet).
-                yield Problem(source.file, source.line_of(path), format_path([*path, key]), "required but missing")
+                yield Problem(
+                    source.file,
+                    source.line_of(path),
+                    format_path([*path, key]),
+                    "required but missing",
+                )
         return
     if kind in ("anyOf", "oneOf") and all(
         isinstance(s, dict) and set(s) <= {"required", "not"} for s in value
@@ -98,6 +105,7 @@ def _explain(error: ValidationError, source: SourceMap) -> Iterator[Problem]:
 
 def _message(error: ValidationError, kind: str, value: Any, instance: Any) -> str:
     secret = _is_secret(error)
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if secret and kind in ("pattern", "type", "minLength"):
         return (
             "credentials must be environment references such as ${MY_API_SECRET}; "
@@ -126,8 +134,8 @@ def _message(error: ValidationError, kind: str, value: Any, instance: Any) -> st
         return "items must be unique"
     if kind == "format":
         return f"not a valid {value}{shown}"
-    if kind == "pattern" and isinstance(error.schema, dict) and "x-hint" in error.schema:
-        return f"{error.schema['x-hint']}{shown}"
+    if kind == "pattern" and "x-hint" in schema:
+        return f"{schema['x-hint']}{shown}"
     if kind == "pattern":
         return f"does not match the expected form {value}{shown}"
     return error.message if not secret else f"invalid value ({kind}; value not shown)"

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from harness.spec.model import IntegrationSpec
 
 ENV_REF = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")
-_CREDENTIAL_NAME = re.compile(r"(SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE_KEY|CREDENTIAL)", re.I)
+_CREDENTIAL_NAME = re.compile(
+    r"(SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|PRIVATE_KEY|CREDENTIAL)", re.I
+)
 
 
 def env_name(reference: str) -> str | None:
@@ -41,7 +43,9 @@ def secret_env_names(spec: IntegrationSpec) -> dict[str, str]:
     return found
 
 
-def resolve_secrets(spec: IntegrationSpec, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def resolve_secrets(
+    spec: IntegrationSpec, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
     """Variable name -> value for every credential reference that is set in the environment."""
     env = os.environ if environ is None else environ
     return {name: env[name] for name in secret_env_names(spec) if env.get(name)}
