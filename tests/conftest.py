@@ -45,7 +45,9 @@ def run_cli(*args: str, cwd: Path | None = None) -> CliResult:
     return CliResult(code, out.getvalue(), err.getvalue())
 
 
-def run_cli_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> CliResult:
+def run_cli_process(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> CliResult:
     """Run ``python -m harness`` as a real subprocess (for what only a process shows)."""
     proc = subprocess.run(
         [sys.executable, "-m", "harness", *args],

@@ -26,7 +26,10 @@ SWAGGER_2 = {
                             "items": {
                                 "type": "object",
                                 "required": ["id"],
-                                "properties": {"id": {"type": "integer"}, "total": {"type": "number"}},
+                                "properties": {
+                                    "id": {"type": "integer"},
+                                    "total": {"type": "number"},
+                                },
                             },
                         },
                     }

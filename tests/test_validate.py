@@ -18,7 +18,9 @@ from harness.yamlsource import load_file
 
 from .conftest import BROKEN, EXAMPLE_SPEC, REPO, run_cli, run_cli_process
 
-PROBLEM_LINE = re.compile(r"^(?P<file>[^:\s][^:]*?)(?::(?P<line>\d+))?: (?:(?P<path>[^\s:]+): )?(?P<message>.+)$")
+PROBLEM_LINE = re.compile(
+    r"^(?P<file>[^:\s][^:]*?)(?::(?P<line>\d+))?: (?:(?P<path>[^\s:]+): )?(?P<message>.+)$"
+)
 SUPPORT_FILES = {"invalid-provider.openapi.yaml", "swagger-1.2.yaml"}
 CORPUS = sorted(p for p in BROKEN.iterdir() if p.name not in SUPPORT_FILES)
 CANARIES = ("s3cr3t-canary-value", "tok-canary-value")
@@ -102,7 +104,9 @@ def test_exact_locations(name: str, line: int, path: str) -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     text = EXAMPLE_SPEC.read_text()
-    text = text.replace("  burst: 20", "  brust: 20").replace("backoff: exponential", "backoff: sometimes")
+    text = text.replace("  burst: 20", "  brust: 20").replace(
+        "backoff: exponential", "backoff: sometimes"
+    )
     text = text.replace("client_secret: ${PETSTORE_CLIENT_SECRET}", "client_secret: hunter2-canary")
     spec = EXAMPLE_SPEC.parent / "tmp-all-at-once.yaml"
     spec.write_text(text)
@@ -170,7 +174,9 @@ def test_schema_and_model_agree() -> None:
         node = resolve(node)
         props = node.get("properties", {})
         fields = {f.name: f for f in dataclasses.fields(cls)}
-        assert set(props) == set(fields), f"{where}: schema {sorted(props)} vs model {sorted(fields)}"
+        assert set(props) == set(fields), (
+            f"{where}: schema {sorted(props)} vs model {sorted(fields)}"
+        )
         hints = typing.get_type_hints(cls)
         for name, prop in props.items():
             for arg in [hints[name], *typing.get_args(hints[name])]:
@@ -202,6 +208,8 @@ def _paths(node: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 # Free-form mappings (their keys are user data, so any key is allowed there).
 _OPEN_MAPPINGS = {("integration_under_test", "env"), ("rate_limits", "operation_costs")}
+
+
 def _get(node: Any, path: tuple[Any, ...]) -> Any:
     for part in path:
         node = node[part]
@@ -243,7 +251,9 @@ def _fresh_copy() -> Any:
     return data
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     where=st.sampled_from(MAPPINGS),
     key=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_", min_size=3, max_size=12),
@@ -260,9 +270,13 @@ def test_unknown_key_anywhere_is_named(tmp_path: Path, where: tuple[Any, ...], k
     assert "Traceback" not in result.stderr
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(where=st.sampled_from(LEAVES), replacement=st.sampled_from([[["nested"]], {"a": {"b": 1}}]))
-def test_wrong_type_anywhere_is_located(tmp_path: Path, where: tuple[Any, ...], replacement: Any) -> None:
+def test_wrong_type_anywhere_is_located(
+    tmp_path: Path, where: tuple[Any, ...], replacement: Any
+) -> None:
     data = _fresh_copy()
     parent = _get(data, where[:-1])
     parent[where[-1]] = replacement
@@ -271,4 +285,7 @@ def test_wrong_type_anywhere_is_located(tmp_path: Path, where: tuple[Any, ...], 
     assert "Traceback" not in result.stderr
     reported = [m["path"] for line in result.stderr.splitlines() if (m := PROBLEM_LINE.match(line))]
     path_text = _format(where)
-    assert any(p and (p == path_text or p.startswith(path_text) or path_text.startswith(p)) for p in reported), result.stderr
+    assert any(
+        p and (p == path_text or p.startswith(path_text) or path_text.startswith(p))
+        for p in reported
+    ), result.stderr
