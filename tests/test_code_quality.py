@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +13,9 @@ from .conftest import REPO
 
 
 def _tool(name: str) -> list[str]:
-    local = shutil.which(name, path=str(REPO / ".venv" / "bin")) or shutil.which(name)
+    """The tool installed beside this interpreter (a venv need not be activated), else on PATH."""
+    beside = str(Path(sys.executable).parent)
+    local = shutil.which(name, path=beside) or shutil.which(name)
     if local is None:
         pytest.skip(f"{name} is not installed (pip install '.[test]')")
     return [local]
