@@ -165,6 +165,60 @@ def init(directory: Path, openapi: str | None, name: str | None, force: bool) ->
     click.echo(f"\nnext: harness validate {created.spec}")
 
 
+@cli.command(short_help="Serve the provider (or destination) of a spec, with faults.")
+@SPEC_ARGUMENT
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
+@click.option("--faults", "faults", type=click.Path(dir_okay=False, path_type=Path), help="Fault plan (YAML or JSON) to apply.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated data and probabilistic faults.")
+@click.option("--cassettes", type=click.Path(path_type=Path), help="Answer from recorded VCR cassettes in this file or folder.")
+@click.option("--on-miss", type=click.Choice(["fail", "generate"]), default="generate", show_default=True, help="With --cassettes: what to do for a request no cassette recorded.")
+@click.option("--side", type=click.Choice(["provider", "destination"]), default="provider", show_default=True, help="Which document of the spec to serve.")
+@click.option("--records", type=click.IntRange(0, 1_000_000), default=3, show_default=True, help="Records each collection starts with.")
+@click.option("--traffic", "traffic_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the traffic log (JSON lines) here.")
+@click.option("--stateless", is_flag=True, help="Answer every request from the document alone (no stored state).")
+def simulate(spec: Path, port: int, faults: Path | None, seed: int, cassettes: Path | None, on_miss: str, side: str, records: int, traffic_path: Path | None, stateless: bool) -> None:
+    """Serve SPEC's provider document on 127.0.0.1 until Ctrl-C.
+
+    Responses conform to the document; auth, rate limits and the fault plan follow the spec.
+    The admin API lives under /__harness/ (faults, traffic, openapi.json, reset, state, auth).
+    """
+    import signal
+    import threading
+
+    from harness.project import load_project
+    from harness.provider.api import simulate as start
+
+    project = load_project(spec, display=str(spec))
+    with start(
+        project,
+        side="destination" if side == "destination" else "provider",
+        seed=seed,
+        faults=faults,
+        cassettes=cassettes,
+        on_miss="fail" if on_miss == "fail" else "generate",
+        records=records,
+        traffic_path=traffic_path,
+        port=port,
+        stateful=not stateless,
+    ) as running:
+        click.echo(f"{side} of {project.spec.spec.name}: {running.url}")
+        click.echo(f"  document: {running.engine.document.title} ({len(running.engine.operations)} operations)")
+        for var in sorted(running.credentials.by_env):
+            if var in running.credentials.minted:
+                click.echo(f"  export {var}={running.credentials.by_env[var]}   # minted for this simulation")
+            else:
+                click.echo(f"  {var}: taken from your environment")
+        click.echo(f"  admin: {running.url}/__harness/traffic  (Ctrl-C to stop)")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        click.echo(f"stopped after {running.traffic.count} requests", err=True)
+
+
 @cli.group()
 def spec() -> None:
     """Convert between integration.yaml and the Markdown spec template."""

@@ -1,0 +1,444 @@
+"""The provider engine: decides, for each request, what a provider described by an OpenAPI
+document (and an integration spec) would answer - and how it should misbehave.
+
+The decision is synchronous and cheap on the common path (a route lookup, an auth check, a token
+bucket, jsonschema_rs validation, a cached or stateful body), because in a load run the engine is
+the target. The HTTP server (``server.py``) carries the decision out on the wire; every exchange
+ends in one traffic record, the evidence the later stages judge on.
+
+Per request, in order: admin API (``/__harness/``), route, fault plan, token endpoint, auth,
+rate limit, request validation, cassette replay, stateful store, generated response, then the
+response-shaping faults (latency, slow or truncated body, malformed JSON, schema violations).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from harness.openapi.document import OpenAPIDocument
+from harness.openapi.generate import GenerationError
+from harness.openapi.operations import CompiledOperation, ResponseSpec, Violation, compile_document, path_params
+from harness.provider.auth import AuthEmulator
+from harness.provider.cassettes import CassetteReplayer, Interaction
+from harness.provider.faults import (
+    CloseAfterHeadersFault,
+    FaultPlan,
+    FaultRule,
+    FaultState,
+    HangFault,
+    LatencyFault,
+    MalformedJsonFault,
+    ResetFault,
+    SchemaViolationFault,
+    SlowBodyFault,
+    StatusFault,
+    TokenExpiryFault,
+    TruncateFault,
+    parse_fault_plan,
+)
+from harness.provider.messages import Action, Hang, Headers, Outcome, Request, Reset, Respond
+from harness.provider.ratelimit import RateDecision, RateLimiter
+from harness.provider.state import ResourceStore, dumps
+from harness.provider.traffic import TrafficLog, TrafficRecord
+from harness.spec.model import Authentication, RateLimits
+
+Side = Literal["provider", "destination"]
+OnMiss = Literal["fail", "generate", "passthrough"]
+ADMIN_PREFIX = "/__harness/"
+_JSON = (("content-type", "application/json"),)
+_PROBLEM = (("content-type", "application/problem+json"),)
+_LOG_BODY_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How one engine behaves. Defaults: stateful, validating, deterministic, seed 0."""
+
+    side: Side = "provider"
+    seed: int = 0
+    stateful: bool = True
+    records: int = 3
+    validate_requests: bool = True
+    varied: bool = False
+    authentication: Authentication | None = None
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    token_ttl_seconds: float | None = None
+    rate_limits: RateLimits | None = None
+    fault_plan: FaultPlan | None = None
+    cassettes: tuple[Interaction, ...] = ()
+    on_miss: OnMiss = "generate"
+    log_bodies: bool = True
+
+
+@dataclass
+class _Meta:
+    """What the engine learnt about one request; becomes part of its traffic record."""
+
+    operation_id: str | None = None
+    fault: str | None = None
+    identity: str | None = None
+    rate: RateDecision | None = None
+    violations: tuple[str, ...] = ()
+    note: str = ""
+
+
+def _problem(status: int, title: str, detail: str = "", **extra: Any) -> Respond:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update(extra)
+    return Respond(status, _PROBLEM, dumps(body))
+
+
+def _client_host(client: str) -> str:
+    host, _, port = client.rpartition(":")
+    return host if host and port.isdigit() else client
+
+
+class ProviderEngine:
+    """Serves one document. Single-threaded: call ``handle`` and ``complete`` from the server loop."""
+
+    def __init__(self, document: OpenAPIDocument, options: EngineOptions, traffic: TrafficLog) -> None:
+        self.document = document
+        self.options = options
+        self.traffic = traffic
+        self.operations = compile_document(document)
+        self._static_routes: dict[tuple[str, str], CompiledOperation] = {}
+        self._templated: list[CompiledOperation] = []
+        for op in self.operations:
+            if op.pattern is None:
+                self._static_routes.setdefault((op.method, op.path), op)
+            else:
+                self._templated.append(op)
+        self._base_path = _base_path(document)
+        self.store = ResourceStore(self.operations, seed=options.seed, records=options.records)
+        self._static_bodies: dict[str, tuple[int, bytes, Headers] | GenerationError] = {}
+        auth = options.authentication
+        self.auth: AuthEmulator | None = None
+        if auth is not None and auth.kind not in ("none", "custom") and options.side == "provider":
+            self.auth = AuthEmulator(
+                auth,
+                dict(options.credentials),
+                token_ttl_seconds=options.token_ttl_seconds,
+                on_token_issued=lambda token: traffic.add_secrets([token]),
+            )
+        limits = options.rate_limits if options.side == "provider" else None
+        self.limiter = RateLimiter(limits) if limits is not None else None
+        self.faults = FaultState(options.fault_plan or FaultPlan())
+        self.replayer = CassetteReplayer(list(options.cassettes), on_miss=options.on_miss) if options.cassettes else None
+        self._meta: dict[int, _Meta] = {}
+        self._started = time.monotonic()
+
+    # --- routing -------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[CompiledOperation, dict[str, str]] | None:
+        if self._base_path and path.startswith(self._base_path):
+            path = path[len(self._base_path) :] or "/"
+        op = self._static_routes.get((method, path))
+        if op is not None:
+            return op, {}
+        for candidate in self._templated:
+            if candidate.method == method and candidate.pattern is not None:
+                match = candidate.pattern.match(path)
+                if match:
+                    return candidate, path_params(candidate, match)
+        return None
+
+    # --- the decision ----------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Action:
+        """Decide the action for ``request``; the server carries it out."""
+        meta = _Meta()
+        self._meta[id(request)] = meta
+        if request.path.startswith(ADMIN_PREFIX):
+            meta.note = "admin"
+            return self._admin(request)
+        routed = self.route(request.method, request.path)
+        meta.operation_id = routed[0].operation_id if routed else None
+        rule = self.faults.decide(self.options.side, meta.operation_id, request.method, request.path)
+        if rule is not None:
+            meta.fault = rule.name
+            early = self._early_fault(rule)
+            if early is not None:
+                return early
+        if routed is None:
+            return _problem(404, "Not Found", f"no operation for {request.method} {request.path} in {self.document.title}")
+        op, params = routed
+        action = self._answer(request, op, params, meta)
+        if rule is not None and isinstance(action, Respond):
+            action = self._shape(rule, op, action)
+        return action
+
+    def _early_fault(self, rule: FaultRule) -> Action | None:
+        """Faults that replace the answer entirely; ``None`` for those that shape it later."""
+        fault = rule.action
+        if isinstance(fault, ResetFault):
+            return Reset()
+        if isinstance(fault, HangFault):
+            return Hang()
+        if isinstance(fault, StatusFault):
+            return fault.respond()
+        if isinstance(fault, TokenExpiryFault) and self.auth is not None:
+            self.auth.expire_all_tokens()
+        return None
+
+    def _answer(self, request: Request, op: CompiledOperation, params: dict[str, str], meta: _Meta) -> Action:
+        if self.auth is not None and self.auth.is_token_request(request.path, op.operation_id):
+            return self.auth.handle_token_request(request)
+        identity = _client_host(request.client)
+        if self.auth is not None and op.secured:
+            result = self.auth.authenticate(request)
+            if not result.ok:
+                meta.identity = result.identity
+                return result.respond()
+            identity = result.identity
+            if self.options.rate_limits is not None and self.options.rate_limits.per == "token" and result.token_label:
+                identity = result.token_label
+        if self.options.rate_limits is not None and self.options.rate_limits.per == "ip":
+            identity = _client_host(request.client)
+        meta.identity = identity
+        rate_headers: Headers = ()
+        if self.limiter is not None:
+            decision = self.limiter.check(identity, op.operation_id)
+            meta.rate = decision
+            rate_headers = self.limiter.headers(decision)
+            if not decision.allowed:
+                action = _problem(429, "Too Many Requests", "rate limit exceeded")
+                return Respond(429, action.headers + rate_headers, action.body)
+        body: Any = None
+        if self.options.validate_requests:
+            headers = {k: v for k, v in request.headers}
+            violations, body = op.validate(params, request.query, headers, request.body, headers.get("content-type"))
+            if violations:
+                meta.violations = tuple(str(v) for v in violations)
+                status = 415 if any(v.location == "header" and v.name == "content-type" for v in violations) else (422 if all(v.location == "body" for v in violations) and body is not None else 400)
+                return _problem(status, "Request validation failed", f"{len(violations)} problem(s) with the request", errors=[v.as_dict() for v in violations])
+        elif request.body:
+            try:
+                body = json.loads(request.body)
+            except ValueError:
+                body = None
+        if self.replayer is not None:
+            hit = self.replayer.match(request.method, request.path, request.query, request.body)
+            if hit is not None:
+                meta.note = "replayed"
+                return Respond(hit.status, tuple((k.lower(), v) for k, v in hit.headers if k.lower() not in ("content-length", "transfer-encoding", "connection")) + rate_headers, hit.body)
+            if self.options.on_miss == "fail":
+                meta.note = "cassette miss"
+                return _problem(501, "Not Recorded", f"no recorded interaction for {request.method} {request.path}")
+        if self.options.stateful:
+            client = meta.identity or "anonymous"
+            query = parse_qs(request.query, keep_blank_values=True) if request.query else {}
+            stored = self.store.answer(op, params, query, body, client)
+            if stored is not None:
+                headers_out = _JSON if stored.body is not None else ()
+                return Respond(stored.status, headers_out + self._doc_headers(stored.spec) + rate_headers, b"" if stored.body is None else dumps(stored.body))
+        return self._generated(op, rate_headers)
+
+    def _generated(self, op: CompiledOperation, rate_headers: Headers) -> Respond:
+        cached = self._static_bodies.get(op.operation_id)
+        if cached is None:
+            cached = self._static_bodies[op.operation_id] = self._render(op)
+        if isinstance(cached, GenerationError):
+            return _problem(501, "Not Implemented", f"cannot answer {op.operation_id}: {cached}")
+        status, body, headers = cached
+        return Respond(status, headers + rate_headers, body)
+
+    def _render(self, op: CompiledOperation) -> tuple[int, bytes, Headers] | GenerationError:
+        spec = op.success()
+        if spec is None:
+            return GenerationError("the operation documents no 2xx response")
+        try:
+            if spec.body is None:
+                return spec.status, b"", self._doc_headers(spec)
+            value = spec.body.generator.varied(self.options.seed) if self.options.varied else spec.body.generator.static()
+        except GenerationError as error:
+            return error
+        media = spec.media_type or "application/json"
+        if "json" not in media:
+            if isinstance(value, str):
+                return spec.status, value.encode(), (("content-type", media),) + self._doc_headers(spec)
+            return GenerationError(f"unsupported response media type {media}")
+        return spec.status, dumps(value), (("content-type", media),) + self._doc_headers(spec)
+
+    def _doc_headers(self, spec: ResponseSpec | None) -> Headers:
+        """Values for the response headers the document marks required (rate-limit ones excepted)."""
+        if spec is None or not spec.required_headers:
+            return ()
+        out: list[tuple[str, str]] = []
+        for name in spec.required_headers:
+            schema = spec.headers.get(name.lower())
+            value = schema.generator.static() if schema is not None else "value"
+            out.append((name.lower(), str(value).lower() if isinstance(value, bool) else str(value)))
+        return tuple(out)
+
+    def _shape(self, rule: FaultRule, op: CompiledOperation, action: Respond) -> Action:
+        fault = rule.action
+        if isinstance(fault, LatencyFault):
+            return _replace(action, delay_seconds=fault.seconds)
+        if isinstance(fault, SlowBodyFault):
+            return _replace(action, chunk_delay_seconds=fault.chunk_delay, chunk_size=fault.chunk_size)
+        if isinstance(fault, TruncateFault):
+            return _replace(action, truncate_at=fault.at if fault.at is not None else len(action.body) // 2)
+        if isinstance(fault, CloseAfterHeadersFault):
+            return _replace(action, close_after_headers=True)
+        if isinstance(fault, MalformedJsonFault):
+            broken = action.body[: max(1, len(action.body) // 2)] if action.body else b"{"
+            return _replace(action, body=broken + b'\x00{"truncated": ')
+        if isinstance(fault, SchemaViolationFault):
+            return _replace(action, body=dumps(_violate(json.loads(action.body or b"null"), fault.violation, op)))
+        return action
+
+    # --- completion: one traffic record per exchange ---------------------------------------
+
+    def complete(self, request: Request, action: Action, outcome: Outcome) -> None:
+        meta = self._meta.pop(id(request), None) or _Meta()
+        if meta.note == "admin":
+            return
+        response_headers: Headers = action.headers if isinstance(action, Respond) else ()
+        body_text: str | None = None
+        if self.options.log_bodies and isinstance(action, Respond) and action.body:
+            body_text = action.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace")
+        request_text = request.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace") if self.options.log_bodies and request.body else None
+        rate = meta.rate
+        self.traffic.append(
+            TrafficRecord(
+                side=self.options.side,
+                operation_id=meta.operation_id,
+                method=request.method,
+                path=request.path,
+                query=request.query,
+                status=outcome.status,
+                started_monotonic=request.started_monotonic,
+                ended_monotonic=outcome.ended_monotonic,
+                started_wall=request.started_wall,
+                ended_wall=outcome.ended_wall,
+                latency_ms=(outcome.ended_monotonic - request.started_monotonic) * 1000,
+                request_bytes=len(request.body),
+                response_bytes=outcome.bytes_sent,
+                fault=meta.fault,
+                client_id=request.client,
+                auth_identity=meta.identity,
+                rate_limit=None
+                if rate is None
+                else {"limit": rate.limit, "remaining": rate.remaining, "reset": rate.reset_seconds, "retry_after": rate.retry_after_seconds},
+                early_retry=bool(rate and rate.early_retry),
+                validation_errors=meta.violations,
+                request_headers=request.headers,
+                response_headers=response_headers,
+                request_body=request_text,
+                response_body=body_text,
+                request_body_truncated=len(request.body) > _LOG_BODY_LIMIT,
+                response_body_truncated=isinstance(action, Respond) and len(action.body) > _LOG_BODY_LIMIT,
+                note=meta.note or outcome.note,
+            )
+        )
+
+    # --- admin API -------------------------------------------------------------------------
+
+    def _admin(self, request: Request) -> Respond:
+        what = request.path[len(ADMIN_PREFIX) :].strip("/")
+        if what == "openapi.json" and request.method == "GET":
+            return Respond(200, _JSON, dumps(self.document.data))
+        if what == "traffic" and request.method == "GET":
+            since = int(parse_qs(request.query).get("since", ["0"])[0] or 0)
+            records = [r.to_dict() for r in self.traffic.records(since)]
+            return Respond(200, _JSON, dumps({"count": self.traffic.count, "records": records}))
+        if what == "faults":
+            if request.method == "GET":
+                return Respond(200, _JSON, dumps({"rules": [r.name for r in self.faults.plan.rules], "counts": [c.__dict__ for c in self.faults.counts()]}))
+            if request.method in ("PUT", "POST"):
+                try:
+                    plan = parse_fault_plan(json.loads(request.body or b"{}"))
+                except ValueError as error:
+                    return _problem(400, "Invalid fault plan", str(error))
+                except Exception as error:  # noqa: BLE001 - an InputError carries located problems
+                    problems = getattr(error, "problems", ())
+                    return _problem(400, "Invalid fault plan", str(error), errors=[str(p) for p in problems])
+                self.faults = FaultState(plan)
+                return Respond(200, _JSON, dumps({"rules": [r.name for r in plan.rules]}))
+            if request.method == "DELETE":
+                self.faults = FaultState(FaultPlan())
+                return Respond(204)
+        if what == "reset" and request.method == "POST":
+            self.store.reset()
+            self.faults.reset()
+            if self.limiter is not None:
+                self.limiter.reset()
+            if self.auth is not None:
+                self.auth.restore()
+            return Respond(204)
+        if what == "state" and request.method == "GET":
+            return Respond(200, _JSON, dumps(self.store.snapshot()))
+        if what == "auth" and request.method == "POST" and self.auth is not None:
+            command = parse_qs(request.query).get("do", [""])[0]
+            if command == "expire":
+                self.auth.expire_all_tokens()
+            elif command == "revoke":
+                self.auth.revoke_credentials()
+            elif command == "restore":
+                self.auth.restore()
+            else:
+                return _problem(400, "Unknown auth command", "use ?do=expire|revoke|restore")
+            return Respond(204)
+        return _problem(404, "Not Found", f"no admin endpoint {request.method} {request.path}")
+
+
+def _replace(action: Respond, **changes: Any) -> Respond:
+    from dataclasses import replace
+
+    return replace(action, **changes)
+
+
+def _base_path(document: OpenAPIDocument) -> str:
+    """The path prefix of the document's first server URL (``/v1`` in ``https://x/v1``): accepted, not required."""
+    from urllib.parse import urlsplit
+
+    if document.version == "2.0":
+        base = str(document.data.get("basePath") or "")
+    else:
+        servers = document.data.get("servers") or []
+        url = str(servers[0].get("url", "")) if servers and isinstance(servers[0], dict) else ""
+        base = urlsplit(url).path if "{" not in url else ""
+    return base.rstrip("/")
+
+
+def _violate(value: Any, violation: str, op: CompiledOperation) -> Any:
+    """Break a response body the way the fault plan asks, in the first record it can find."""
+    value = copy.deepcopy(value)
+    target = value
+    if isinstance(target, dict):
+        arrays = [v for v in target.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if arrays:
+            target = arrays[0][0]
+    elif isinstance(target, list) and target and isinstance(target[0], dict):
+        target = target[0]
+    if not isinstance(target, dict) or not target:
+        return {"unexpected": True} if violation != "wrong_type" else "not-an-object"
+    key = next(iter(target))
+    if violation == "missing_required":
+        for candidate in ("id", "name", key):
+            if candidate in target:
+                del target[candidate]
+                break
+    elif violation == "wrong_type":
+        current = target[key]
+        target[key] = "not-a-number" if isinstance(current, int | float) and not isinstance(current, bool) else 12345
+    elif violation == "enum_outside":
+        for name in ("status", "state", "type", "kind"):
+            if name in target:
+                target[name] = "__not_in_enum__"
+                break
+        else:
+            target[key] = "__not_in_enum__"
+    return value
+
+
+__all__ = ["ADMIN_PREFIX", "EngineOptions", "ProviderEngine", "Violation"]
