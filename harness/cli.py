@@ -167,16 +167,82 @@ def init(directory: Path, openapi: str | None, name: str | None, force: bool) ->
 
 @cli.command(short_help="Serve the provider (or destination) of a spec, with faults.")
 @SPEC_ARGUMENT
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="Port on 127.0.0.1 (0: any free port).")
-@click.option("--faults", "faults", type=click.Path(dir_okay=False, path_type=Path), help="Fault plan (YAML or JSON) to apply.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for generated data and probabilistic faults.")
-@click.option("--cassettes", type=click.Path(path_type=Path), help="Answer from recorded VCR cassettes in this file or folder.")
-@click.option("--on-miss", type=click.Choice(["fail", "generate"]), default="generate", show_default=True, help="With --cassettes: what to do for a request no cassette recorded.")
-@click.option("--side", type=click.Choice(["provider", "destination"]), default="provider", show_default=True, help="Which document of the spec to serve.")
-@click.option("--records", type=click.IntRange(0, 1_000_000), default=3, show_default=True, help="Records each collection starts with.")
-@click.option("--traffic", "traffic_path", type=click.Path(dir_okay=False, path_type=Path), help="Write the traffic log (JSON lines) here.")
-@click.option("--stateless", is_flag=True, help="Answer every request from the document alone (no stored state).")
-def simulate(spec: Path, port: int, faults: Path | None, seed: int, cassettes: Path | None, on_miss: str, side: str, records: int, traffic_path: Path | None, stateless: bool) -> None:
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--faults",
+    "faults",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Fault plan (YAML or JSON) to apply.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed for generated data and probabilistic faults.",
+)
+@click.option(
+    "--cassettes",
+    type=click.Path(path_type=Path),
+    help="Answer from recorded VCR cassettes in this file or folder.",
+)
+@click.option(
+    "--on-miss",
+    type=click.Choice(["fail", "generate"]),
+    default="generate",
+    show_default=True,
+    help="With --cassettes: what to do for a request no cassette recorded.",
+)
+@click.option(
+    "--side",
+    type=click.Choice(["provider", "destination"]),
+    default="provider",
+    show_default=True,
+    help="Which document of the spec to serve.",
+)
+@click.option(
+    "--records",
+    type=click.IntRange(0, 1_000_000),
+    default=3,
+    show_default=True,
+    help="Records each collection starts with.",
+)
+@click.option(
+    "--traffic",
+    "traffic_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the traffic log (JSON lines) here.",
+)
+@click.option(
+    "--stateless",
+    is_flag=True,
+    help="Answer every request from the document alone (no stored state).",
+)
+@click.option(
+    "--export-cassette",
+    "export_to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="On exit, write the traffic as a VCR cassette (secrets redacted).",
+)
+def simulate(
+    spec: Path,
+    port: int,
+    faults: Path | None,
+    seed: int,
+    cassettes: Path | None,
+    on_miss: str,
+    side: str,
+    records: int,
+    traffic_path: Path | None,
+    stateless: bool,
+    export_to: Path | None,
+) -> None:
     """Serve SPEC's provider document on 127.0.0.1 until Ctrl-C.
 
     Responses conform to the document; auth, rate limits and the fault plan follow the spec.
@@ -202,10 +268,14 @@ def simulate(spec: Path, port: int, faults: Path | None, seed: int, cassettes: P
         stateful=not stateless,
     ) as running:
         click.echo(f"{side} of {project.spec.spec.name}: {running.url}")
-        click.echo(f"  document: {running.engine.document.title} ({len(running.engine.operations)} operations)")
+        click.echo(
+            f"  document: {running.engine.document.title} ({len(running.engine.operations)} operations)"
+        )
         for var in sorted(running.credentials.by_env):
             if var in running.credentials.minted:
-                click.echo(f"  export {var}={running.credentials.by_env[var]}   # minted for this simulation")
+                click.echo(
+                    f"  export {var}={running.credentials.by_env[var]}   # minted for this simulation"
+                )
             else:
                 click.echo(f"  {var}: taken from your environment")
         click.echo(f"  admin: {running.url}/__harness/traffic  (Ctrl-C to stop)")
@@ -217,6 +287,13 @@ def simulate(spec: Path, port: int, faults: Path | None, seed: int, cassettes: P
         except KeyboardInterrupt:
             pass
         click.echo(f"stopped after {running.traffic.count} requests", err=True)
+        if export_to is not None:
+            from harness.provider.cassettes import export_cassette
+
+            result = export_cassette(
+                running.traffic.records(), export_to, running.traffic.redactor, running.url
+            )
+            click.echo(f"wrote {result.written} interactions to {export_to}", err=True)
 
 
 @cli.group()

@@ -73,7 +73,7 @@ def _from_regex(pattern: str, draw_seed: int | None) -> str:
 
     try:
         _draw()
-    except Exception as exc:  # noqa: BLE001 - an unsupported pattern is a generation failure
+    except Exception as exc:
         raise GenerationError(f"cannot generate a string for pattern {pattern!r}: {exc}") from None
     return box[-1]
 
@@ -168,7 +168,9 @@ class _Walk:
             return self._pick(choices)
         for key in ("oneOf", "anyOf"):
             if node.get(key):
-                branches = [b for b in node[key] if self._resolve(b) != {"type": "null"}] or node[key]
+                branches = [b for b in node[key] if self._resolve(b) != {"type": "null"}] or node[
+                    key
+                ]
                 base = {k: v for k, v in node.items() if k not in ("oneOf", "anyOf")}
                 chosen = self._resolve(self._pick(branches))
                 return self.value({**base, **chosen} if isinstance(chosen, dict) else chosen, depth)
@@ -192,10 +194,16 @@ class _Walk:
         out: dict[str, Any] = {}
         for name, prop in properties.items():
             resolved = self._resolve(prop)
-            if isinstance(resolved, dict) and resolved.get("writeOnly") is True and name not in required:
+            if (
+                isinstance(resolved, dict)
+                and resolved.get("writeOnly") is True
+                and name not in required
+            ):
                 continue
             optional = name not in required
-            if optional and (depth >= _MAX_DEPTH or (self.rng is not None and self.rng.random() < 0.3)):
+            if optional and (
+                depth >= _MAX_DEPTH or (self.rng is not None and self.rng.random() < 0.3)
+            ):
                 continue
             out[name] = self.value(prop, depth + 1)
         for name in sorted(required - out.keys()):
@@ -238,7 +246,11 @@ class _Walk:
         low, high = _bounds(node, integer=False)
         if self.rng is None:
             if low is not None:
-                value = float(low) if "exclusiveMinimum" not in node else float(low) + (min(1.0, (high - low) / 2) if high is not None else 1.0)
+                value = (
+                    float(low)
+                    if "exclusiveMinimum" not in node
+                    else float(low) + (min(1.0, (high - low) / 2) if high is not None else 1.0)
+                )
             else:
                 value = min(0.0, float(high)) if high is not None else 0.0
                 if high is not None and "exclusiveMaximum" in node and value >= high:
@@ -257,7 +269,9 @@ class _Walk:
     def _string(self, node: dict[str, Any], depth: int) -> str:
         fmt = node.get("format")
         if "pattern" in node:
-            return _from_regex(str(node["pattern"]), None if self.rng is None else self.rng.randrange(2**31))
+            return _from_regex(
+                str(node["pattern"]), None if self.rng is None else self.rng.randrange(2**31)
+            )
         if fmt in _FORMATS:
             return self._formatted(str(fmt))
         low = int(node.get("minLength", 0))
@@ -265,7 +279,10 @@ class _Walk:
         if self.rng is None:
             text = "string"
         else:
-            text = "".join(self.rng.choice(string.ascii_letters) for _ in range(self.rng.randint(max(low, 1), max(low, min(high, 12)))))
+            text = "".join(
+                self.rng.choice(string.ascii_letters)
+                for _ in range(self.rng.randint(max(low, 1), max(low, min(high, 12))))
+            )
         if len(text) < low:
             text = text + "x" * (low - len(text))
         return text[:high]
@@ -305,7 +322,7 @@ def _intersect_types(a: Any, b: Any) -> Any:
     left = {a} if isinstance(a, str) else set(a)
     right = {b} if isinstance(b, str) else set(b)
     both = left & right
-    if "number" in left and "integer" in right or "integer" in left and "number" in right:
+    if ("number" in left and "integer" in right) or ("integer" in left and "number" in right):
         both.add("integer")
     result = sorted(both) or sorted(right)
     return result[0] if len(result) == 1 else result

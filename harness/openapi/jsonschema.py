@@ -40,7 +40,11 @@ class SchemaConverter:
     def _def_name(self, target: str) -> str:
         doc_uri, _, fragment = target.partition("#")
         name = fragment.rsplit("/", 1)[-1] or "root"
-        prefix = "" if doc_uri in ("", self._doc.uri) else _SAFE.sub("_", doc_uri.rsplit("/", 1)[-1]) + "__"
+        prefix = (
+            ""
+            if doc_uri in ("", self._doc.uri)
+            else _SAFE.sub("_", doc_uri.rsplit("/", 1)[-1]) + "__"
+        )
         return _SAFE.sub("_", f"{prefix}{fragment.strip('/').replace('/', '.')}" or name)
 
     def _node(self, node: Any, uri: str, direction: Direction, defs: dict[str, Any]) -> Any:
@@ -58,17 +62,41 @@ class SchemaConverter:
             return {"$ref": f"#/$defs/{name}"}
         return self._object(node, uri, direction, defs)
 
-    def _object(self, node: dict[str, Any], uri: str, direction: Direction, defs: dict[str, Any]) -> dict[str, Any]:
+    def _object(
+        self, node: dict[str, Any], uri: str, direction: Direction, defs: dict[str, Any]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in node.items():
             if key in _DROP or key.startswith("x-"):
                 continue
-            if key in ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas"):
+            if key in (
+                "properties",
+                "patternProperties",
+                "$defs",
+                "definitions",
+                "dependentSchemas",
+            ):
                 out[key] = {k: self._node(v, uri, direction, defs) for k, v in value.items()}
             elif key in ("allOf", "anyOf", "oneOf", "prefixItems"):
                 out[key] = [self._node(v, uri, direction, defs) for v in value]
-            elif key in ("items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else", "unevaluatedProperties", "unevaluatedItems", "additionalItems"):
-                out[key] = [self._node(v, uri, direction, defs) for v in value] if isinstance(value, list) else self._node(value, uri, direction, defs)
+            elif key in (
+                "items",
+                "additionalProperties",
+                "not",
+                "contains",
+                "propertyNames",
+                "if",
+                "then",
+                "else",
+                "unevaluatedProperties",
+                "unevaluatedItems",
+                "additionalItems",
+            ):
+                out[key] = (
+                    [self._node(v, uri, direction, defs) for v in value]
+                    if isinstance(value, list)
+                    else self._node(value, uri, direction, defs)
+                )
             else:
                 out[key] = value
         if self._legacy:
@@ -96,7 +124,11 @@ def _legacy_keywords(node: dict[str, Any], out: dict[str, Any]) -> None:
             if "enum" in out and None not in out["enum"]:
                 out["enum"] = [*out["enum"], None]
         elif kind is None:
-            inner = {k: v for k, v in out.items() if k not in ("examples", "default", "description", "title")}
+            inner = {
+                k: v
+                for k, v in out.items()
+                if k not in ("examples", "default", "description", "title")
+            }
             for k in list(inner):
                 out.pop(k)
             out["anyOf"] = [inner, {"type": "null"}]
@@ -109,6 +141,8 @@ def _drop_directional_required(out: dict[str, Any], direction: Direction) -> Non
     if not isinstance(props, dict) or not isinstance(required, list):
         return
     flag = "readOnly" if direction == "request" else "writeOnly"
-    hidden = {name for name, prop in props.items() if isinstance(prop, dict) and prop.get(flag) is True}
+    hidden = {
+        name for name, prop in props.items() if isinstance(prop, dict) and prop.get(flag) is True
+    }
     if hidden:
         out["required"] = [name for name in required if name not in hidden]

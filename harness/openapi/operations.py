@@ -35,7 +35,11 @@ class Violation:
         return {"in": self.location, "name": self.name, "message": self.message}
 
     def __str__(self) -> str:
-        return f"{self.location} {self.name}: {self.message}" if self.name else f"{self.location}: {self.message}"
+        return (
+            f"{self.location} {self.name}: {self.message}"
+            if self.name
+            else f"{self.location}: {self.message}"
+        )
 
 
 @dataclass
@@ -54,9 +58,13 @@ class CompiledSchema:
 
     def messages(self, value: Any) -> list[tuple[str, str]]:
         """(JSON path, message) for every violation, worded for humans."""
-        validator = jsonschema.Draft202012Validator(self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        validator = jsonschema.Draft202012Validator(
+            self.schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
         out = []
-        for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))):
+        for error in sorted(
+            validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))
+        ):
             out.append((error.json_path, error.message))
         return out or [("$", "does not match the schema")]
 
@@ -125,13 +133,22 @@ class CompiledOperation:
 
     # --- request validation ---------------------------------------------------------------
 
-    def validate(self, path_params: dict[str, str], query: str, headers: dict[str, str], body: bytes, content_type: str | None) -> tuple[list[Violation], Any]:
+    def validate(
+        self,
+        path_params: dict[str, str],
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        content_type: str | None,
+    ) -> tuple[list[Violation], Any]:
         """Every violation of the request against the document, and the parsed body."""
         problems: list[Violation] = []
         parsed_query = parse_qs(query, keep_blank_values=True) if query else {}
         for param in self.parameters:
             if param.location == "path":
-                raw: list[str] | None = [path_params[param.name]] if param.name in path_params else None
+                raw: list[str] | None = (
+                    [path_params[param.name]] if param.name in path_params else None
+                )
             elif param.location == "query":
                 raw = parsed_query.get(param.name)
             elif param.location == "header":
@@ -159,7 +176,13 @@ class CompiledOperation:
         media = (content_type or "").split(";", 1)[0].strip().lower()
         schema_key = _match_media(media, self.bodies)
         if schema_key is None:
-            problems.append(Violation("header", "content-type", f"'{media or '(none)'}' is not accepted; expected {', '.join(self.bodies)}"))
+            problems.append(
+                Violation(
+                    "header",
+                    "content-type",
+                    f"'{media or '(none)'}' is not accepted; expected {', '.join(self.bodies)}",
+                )
+            )
             return problems, None
         compiled = self.bodies[schema_key]
         if media == "application/x-www-form-urlencoded":
@@ -232,13 +255,17 @@ def compile_document(document: OpenAPIDocument) -> list[CompiledOperation]:
     return compiled
 
 
-def _schema(converter: SchemaConverter, ref: Ref | None, direction: Direction) -> CompiledSchema | None:
+def _schema(
+    converter: SchemaConverter, ref: Ref | None, direction: Direction
+) -> CompiledSchema | None:
     if ref is None:
         return None
     return CompiledSchema(converter.convert(ref, direction))
 
 
-def _compile(document: OpenAPIDocument, converter: SchemaConverter, op: Operation) -> CompiledOperation:
+def _compile(
+    document: OpenAPIDocument, converter: SchemaConverter, op: Operation
+) -> CompiledOperation:
     params: list[Parameter] = []
     for ref in document.parameters(op):
         node = ref.node
@@ -246,7 +273,19 @@ def _compile(document: OpenAPIDocument, converter: SchemaConverter, op: Operatio
         if location == "body":
             continue
         if document.version == "2.0":
-            raw_schema: Any = {k: v for k, v in node.items() if k not in ("name", "in", "required", "description", "collectionFormat", "allowEmptyValue")}
+            raw_schema: Any = {
+                k: v
+                for k, v in node.items()
+                if k
+                not in (
+                    "name",
+                    "in",
+                    "required",
+                    "description",
+                    "collectionFormat",
+                    "allowEmptyValue",
+                )
+            }
             schema_ref: Ref | None = Ref(raw_schema, ref.uri)
             explode = node.get("collectionFormat", "csv") == "multi"
         else:
@@ -254,7 +293,11 @@ def _compile(document: OpenAPIDocument, converter: SchemaConverter, op: Operatio
             explode = bool(node.get("explode", node.get("style", "form") == "form"))
         compiled = _schema(converter, schema_ref, "request")
         resolved = document.deref(schema_ref.node, schema_ref.uri).node if schema_ref else {}
-        items = document.deref(resolved.get("items", {}), schema_ref.uri).node if schema_ref and isinstance(resolved, dict) else {}
+        items = (
+            document.deref(resolved.get("items", {}), schema_ref.uri).node
+            if schema_ref and isinstance(resolved, dict)
+            else {}
+        )
         params.append(
             Parameter(
                 name=str(node.get("name")),
@@ -273,7 +316,11 @@ def _compile(document: OpenAPIDocument, converter: SchemaConverter, op: Operatio
         for ref in document.parameters(op):
             if ref.node.get("in") == "body":
                 body_required = bool(ref.node.get("required"))
-                consumes = op.definition.get("consumes") or document.data.get("consumes") or ["application/json"]
+                consumes = (
+                    op.definition.get("consumes")
+                    or document.data.get("consumes")
+                    or ["application/json"]
+                )
                 schema = _schema(converter, Ref(ref.node.get("schema", {}), ref.uri), "request")
                 bodies = {str(m).lower(): schema for m in consumes}
             elif ref.node.get("in") == "formData":
@@ -284,7 +331,11 @@ def _compile(document: OpenAPIDocument, converter: SchemaConverter, op: Operatio
         body_required = bool(body.node.get("required"))
         for media, media_obj in (body.node.get("content") or {}).items():
             schema_node = media_obj.get("schema") if isinstance(media_obj, dict) else None
-            bodies[str(media).lower()] = _schema(converter, Ref(schema_node, body.uri), "request") if schema_node is not None else None
+            bodies[str(media).lower()] = (
+                _schema(converter, Ref(schema_node, body.uri), "request")
+                if schema_node is not None
+                else None
+            )
 
     responses: dict[int, ResponseSpec] = {}
     default_response: ResponseSpec | None = None
@@ -302,9 +353,18 @@ def _compile(document: OpenAPIDocument, converter: SchemaConverter, op: Operatio
     secured = bool(security) and not any(requirement == {} for requirement in security)
     pattern = None
     if "{" in op.path:
-        regex = "^" + _PARAM.sub(lambda m: f"(?P<{_group(m.group(1))}>[^/]+)", re.escape(op.path).replace(r"\{", "{").replace(r"\}", "}")) + "$"
+        regex = (
+            "^"
+            + _PARAM.sub(
+                lambda m: f"(?P<{_group(m.group(1))}>[^/]+)",
+                re.escape(op.path).replace(r"\{", "{").replace(r"\}", "}"),
+            )
+            + "$"
+        )
         pattern = re.compile(regex)
-    return CompiledOperation(op, pattern, params, body_required, bodies, responses, default_response, secured)
+    return CompiledOperation(
+        op, pattern, params, body_required, bodies, responses, default_response, secured
+    )
 
 
 def _group(name: str) -> str:
@@ -319,7 +379,9 @@ def path_params(compiled: CompiledOperation, match: re.Match[str]) -> dict[str, 
     return {names[g]: unquote(v) for g, v in match.groupdict().items()}
 
 
-def _response_spec(document: OpenAPIDocument, converter: SchemaConverter, status: str, response: Ref) -> ResponseSpec:
+def _response_spec(
+    document: OpenAPIDocument, converter: SchemaConverter, status: str, response: Ref
+) -> ResponseSpec:
     node = response.node
     media_type: str | None = None
     body: CompiledSchema | None = None
@@ -330,17 +392,27 @@ def _response_spec(document: OpenAPIDocument, converter: SchemaConverter, status
             body = _schema(converter, Ref(node["schema"], response.uri), "response")
     else:
         content = node.get("content") or {}
-        chosen = next((m for m in content if _is_json(str(m).split(";")[0].lower())), None) or next(iter(content), None)
+        chosen = next((m for m in content if _is_json(str(m).split(";")[0].lower())), None) or next(
+            iter(content), None
+        )
         if chosen is not None:
             media_type = str(chosen)
             media_obj = content[chosen] or {}
             if "schema" in media_obj:
-                schema_node = dict(document.deref(media_obj["schema"], response.uri).node) if isinstance(document.deref(media_obj["schema"], response.uri).node, dict) else media_obj["schema"]
+                schema_node = (
+                    dict(document.deref(media_obj["schema"], response.uri).node)
+                    if isinstance(document.deref(media_obj["schema"], response.uri).node, dict)
+                    else media_obj["schema"]
+                )
                 example = _media_example(document, media_obj, response.uri)
                 if example is not None and isinstance(schema_node, dict):
                     # A media-level example wins over the schema's own (Prism's order).
                     schema_node = {**schema_node, "example": example[0]}
-                    body = _schema(converter, Ref(schema_node, document.deref(media_obj["schema"], response.uri).uri), "response")
+                    body = _schema(
+                        converter,
+                        Ref(schema_node, document.deref(media_obj["schema"], response.uri).uri),
+                        "response",
+                    )
                 else:
                     body = _schema(converter, Ref(media_obj["schema"], response.uri), "response")
     headers: dict[str, CompiledSchema | None] = {}
@@ -348,9 +420,13 @@ def _response_spec(document: OpenAPIDocument, converter: SchemaConverter, status
     for name, header in (node.get("headers") or {}).items():
         resolved = document.deref(header, response.uri)
         if document.version == "2.0":
-            schema_ref: Ref | None = Ref({k: v for k, v in resolved.node.items() if k != "description"}, resolved.uri)
+            schema_ref: Ref | None = Ref(
+                {k: v for k, v in resolved.node.items() if k != "description"}, resolved.uri
+            )
         else:
-            schema_ref = Ref(resolved.node["schema"], resolved.uri) if "schema" in resolved.node else None
+            schema_ref = (
+                Ref(resolved.node["schema"], resolved.uri) if "schema" in resolved.node else None
+            )
         headers[str(name).lower()] = _schema(converter, schema_ref, "response")
         if resolved.node.get("required"):
             required_headers.append(str(name))
@@ -369,4 +445,13 @@ def _media_example(document: OpenAPIDocument, media: dict[str, Any], uri: str) -
     return None
 
 
-__all__ = ["CompiledOperation", "CompiledSchema", "GenerationError", "Parameter", "ResponseSpec", "Violation", "compile_document", "path_params"]
+__all__ = [
+    "CompiledOperation",
+    "CompiledSchema",
+    "GenerationError",
+    "Parameter",
+    "ResponseSpec",
+    "Violation",
+    "compile_document",
+    "path_params",
+]

@@ -43,7 +43,9 @@ class SimulatedCredentials:
     minted: frozenset[str] = frozenset()
 
 
-def simulation_credentials(project: Project, environ: Mapping[str, str] | None = None) -> SimulatedCredentials:
+def simulation_credentials(
+    project: Project, environ: Mapping[str, str] | None = None
+) -> SimulatedCredentials:
     """Values for every ``${VAR}`` credential: the environment's when set, else minted ones."""
     env = os.environ if environ is None else environ
     auth = project.spec.spec.authentication
@@ -115,7 +117,13 @@ def serve(
         try:
             url = server.start()
         except OSError as error:
-            raise InputError([Problem(f"127.0.0.1:{port}", None, "", f"cannot listen: {error.strerror or error}")]) from None
+            raise InputError(
+                [
+                    Problem(
+                        f"127.0.0.1:{port}", None, "", f"cannot listen: {error.strerror or error}"
+                    )
+                ]
+            ) from None
         yield RunningProvider(url, engine, traffic, creds, server)
     finally:
         server.stop()
@@ -143,11 +151,20 @@ def simulate(
     spec = project.spec.spec
     if side == "destination":
         if project.destination is None:
-            raise InputError([project.spec.source.problem(["destination"], "no destination OpenAPI document to simulate")])
+            raise InputError(
+                [
+                    project.spec.source.problem(
+                        ["destination"], "no destination OpenAPI document to simulate"
+                    )
+                ]
+            )
         document = project.destination
     else:
         document = project.provider
-    documents = {"provider": project.provider, **({"destination": project.destination} if project.destination else {})}
+    documents = {
+        "provider": project.provider,
+        **({"destination": project.destination} if project.destination else {}),
+    }
     plan = load_faults(faults, documents) if isinstance(faults, Path) else faults
     interactions = tuple(load_cassettes(cassettes)) if cassettes is not None else ()
     creds = credentials or simulation_credentials(project)
@@ -165,8 +182,17 @@ def simulate(
         cassettes=interactions,
         on_miss=on_miss,
     )
-    with serve(document, options, traffic_path=traffic_path, port=port, credentials=creds) as running:
+    with serve(
+        document, options, traffic_path=traffic_path, port=port, credentials=creds
+    ) as running:
         yield running
 
 
-__all__ = ["RunningProvider", "SimulatedCredentials", "serve", "simulate", "simulation_credentials", "replace"]
+__all__ = [
+    "RunningProvider",
+    "SimulatedCredentials",
+    "replace",
+    "serve",
+    "simulate",
+    "simulation_credentials",
+]

@@ -17,10 +17,9 @@ Pure logic on the engine's event loop thread: no locks, no I/O, clock injectable
 
 from __future__ import annotations
 
-import hashlib
-
 import base64
 import binascii
+import hashlib
 import hmac
 import json
 import math

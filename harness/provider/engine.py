@@ -18,13 +18,18 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
 from harness.openapi.document import OpenAPIDocument
 from harness.openapi.generate import GenerationError
-from harness.openapi.operations import CompiledOperation, ResponseSpec, Violation, compile_document, path_params
+from harness.openapi.operations import (
+    CompiledOperation,
+    ResponseSpec,
+    Violation,
+    compile_document,
+    path_params,
+)
 from harness.provider.auth import AuthEmulator
 from harness.provider.cassettes import CassetteReplayer, Interaction
 from harness.provider.faults import (
@@ -87,6 +92,7 @@ class _Meta:
     rate: RateDecision | None = None
     violations: tuple[str, ...] = ()
     note: str = ""
+    recorded: bool = False
 
 
 def _problem(status: int, title: str, detail: str = "", **extra: Any) -> Respond:
@@ -105,7 +111,9 @@ def _client_host(client: str) -> str:
 class ProviderEngine:
     """Serves one document. Single-threaded: call ``handle`` and ``complete`` from the server loop."""
 
-    def __init__(self, document: OpenAPIDocument, options: EngineOptions, traffic: TrafficLog) -> None:
+    def __init__(
+        self, document: OpenAPIDocument, options: EngineOptions, traffic: TrafficLog
+    ) -> None:
         self.document = document
         self.options = options
         self.traffic = traffic
@@ -132,7 +140,11 @@ class ProviderEngine:
         limits = options.rate_limits if options.side == "provider" else None
         self.limiter = RateLimiter(limits) if limits is not None else None
         self.faults = FaultState(options.fault_plan or FaultPlan())
-        self.replayer = CassetteReplayer(list(options.cassettes), on_miss=options.on_miss) if options.cassettes else None
+        self.replayer = (
+            CassetteReplayer(list(options.cassettes), on_miss=options.on_miss)
+            if options.cassettes
+            else None
+        )
         self._meta: dict[int, _Meta] = {}
         self._started = time.monotonic()
 
@@ -154,22 +166,73 @@ class ProviderEngine:
     # --- the decision ----------------------------------------------------------------------
 
     def handle(self, request: Request) -> Action:
-        """Decide the action for ``request``; the server carries it out."""
+        """Decide the action for ``request``; the server carries it out.
+
+        A plain response is logged *before* it is sent: once a client has its answer, the record
+        of it is already with the operating system, so killing the process loses nothing.
+        Responses that take time (delays, slow or cut bodies) and resets or hangs are logged on
+        completion, when what really reached the client is known.
+        """
         meta = _Meta()
-        self._meta[id(request)] = meta
         if request.path.startswith(ADMIN_PREFIX):
-            meta.note = "admin"
             return self._admin(request)
+        action = self._decide(request, meta)
+        if (
+            isinstance(action, Respond)
+            and not action.delay_seconds
+            and not action.chunk_delay_seconds
+            and action.truncate_at is None
+            and not action.close_after_headers
+        ):
+            self._record(
+                request,
+                action,
+                meta,
+                action.status,
+                len(action.body),
+                time.monotonic(),
+                time.time(),
+                "",
+            )
+        else:
+            self._meta[id(request)] = meta
+        return action
+
+    def _decide(self, request: Request, meta: _Meta) -> Action:
         routed = self.route(request.method, request.path)
         meta.operation_id = routed[0].operation_id if routed else None
-        rule = self.faults.decide(self.options.side, meta.operation_id, request.method, request.path)
+        rule = self.faults.decide(
+            self.options.side, meta.operation_id, request.method, request.path
+        )
         if rule is not None:
             meta.fault = rule.name
             early = self._early_fault(rule)
             if early is not None:
                 return early
+        if self.replayer is not None:
+            # Recorded answers are the provider's own: they stand in for auth and generation.
+            hit = self.replayer.match(request.method, request.path, request.query, request.body)
+            if hit is not None:
+                meta.note = "replayed"
+                headers = tuple(
+                    (k.lower(), v)
+                    for k, v in hit.headers
+                    if k.lower() not in ("content-length", "transfer-encoding", "connection")
+                )
+                return Respond(hit.status, headers, hit.body)
+            if self.options.on_miss == "fail":
+                meta.note = "cassette miss"
+                return _problem(
+                    501,
+                    "Not Recorded",
+                    f"no recorded interaction for {request.method} {request.path}",
+                )
         if routed is None:
-            return _problem(404, "Not Found", f"no operation for {request.method} {request.path} in {self.document.title}")
+            return _problem(
+                404,
+                "Not Found",
+                f"no operation for {request.method} {request.path} in {self.document.title}",
+            )
         op, params = routed
         action = self._answer(request, op, params, meta)
         if rule is not None and isinstance(action, Respond):
@@ -189,7 +252,9 @@ class ProviderEngine:
             self.auth.expire_all_tokens()
         return None
 
-    def _answer(self, request: Request, op: CompiledOperation, params: dict[str, str], meta: _Meta) -> Action:
+    def _answer(
+        self, request: Request, op: CompiledOperation, params: dict[str, str], meta: _Meta
+    ) -> Action:
         if self.auth is not None and self.auth.is_token_request(request.path, op.operation_id):
             return self.auth.handle_token_request(request)
         identity = _client_host(request.client)
@@ -199,7 +264,11 @@ class ProviderEngine:
                 meta.identity = result.identity
                 return result.respond()
             identity = result.identity
-            if self.options.rate_limits is not None and self.options.rate_limits.per == "token" and result.token_label:
+            if (
+                self.options.rate_limits is not None
+                and self.options.rate_limits.per == "token"
+                and result.token_label
+            ):
                 identity = result.token_label
         if self.options.rate_limits is not None and self.options.rate_limits.per == "ip":
             identity = _client_host(request.client)
@@ -215,31 +284,42 @@ class ProviderEngine:
         body: Any = None
         if self.options.validate_requests:
             headers = {k: v for k, v in request.headers}
-            violations, body = op.validate(params, request.query, headers, request.body, headers.get("content-type"))
+            violations, body = op.validate(
+                params, request.query, headers, request.body, headers.get("content-type")
+            )
             if violations:
                 meta.violations = tuple(str(v) for v in violations)
-                status = 415 if any(v.location == "header" and v.name == "content-type" for v in violations) else (422 if all(v.location == "body" for v in violations) and body is not None else 400)
-                return _problem(status, "Request validation failed", f"{len(violations)} problem(s) with the request", errors=[v.as_dict() for v in violations])
+                status = (
+                    415
+                    if any(v.location == "header" and v.name == "content-type" for v in violations)
+                    else (
+                        422
+                        if all(v.location == "body" for v in violations) and body is not None
+                        else 400
+                    )
+                )
+                return _problem(
+                    status,
+                    "Request validation failed",
+                    f"{len(violations)} problem(s) with the request",
+                    errors=[v.as_dict() for v in violations],
+                )
         elif request.body:
             try:
                 body = json.loads(request.body)
             except ValueError:
                 body = None
-        if self.replayer is not None:
-            hit = self.replayer.match(request.method, request.path, request.query, request.body)
-            if hit is not None:
-                meta.note = "replayed"
-                return Respond(hit.status, tuple((k.lower(), v) for k, v in hit.headers if k.lower() not in ("content-length", "transfer-encoding", "connection")) + rate_headers, hit.body)
-            if self.options.on_miss == "fail":
-                meta.note = "cassette miss"
-                return _problem(501, "Not Recorded", f"no recorded interaction for {request.method} {request.path}")
         if self.options.stateful:
             client = meta.identity or "anonymous"
             query = parse_qs(request.query, keep_blank_values=True) if request.query else {}
             stored = self.store.answer(op, params, query, body, client)
             if stored is not None:
                 headers_out = _JSON if stored.body is not None else ()
-                return Respond(stored.status, headers_out + self._doc_headers(stored.spec) + rate_headers, b"" if stored.body is None else dumps(stored.body))
+                return Respond(
+                    stored.status,
+                    headers_out + self._doc_headers(stored.spec) + rate_headers,
+                    b"" if stored.body is None else dumps(stored.body),
+                )
         return self._generated(op, rate_headers)
 
     def _generated(self, op: CompiledOperation, rate_headers: Headers) -> Respond:
@@ -258,15 +338,23 @@ class ProviderEngine:
         try:
             if spec.body is None:
                 return spec.status, b"", self._doc_headers(spec)
-            value = spec.body.generator.varied(self.options.seed) if self.options.varied else spec.body.generator.static()
+            value = (
+                spec.body.generator.varied(self.options.seed)
+                if self.options.varied
+                else spec.body.generator.static()
+            )
         except GenerationError as error:
             return error
         media = spec.media_type or "application/json"
         if "json" not in media:
             if isinstance(value, str):
-                return spec.status, value.encode(), (("content-type", media),) + self._doc_headers(spec)
+                return (
+                    spec.status,
+                    value.encode(),
+                    (("content-type", media), *self._doc_headers(spec)),
+                )
             return GenerationError(f"unsupported response media type {media}")
-        return spec.status, dumps(value), (("content-type", media),) + self._doc_headers(spec)
+        return spec.status, dumps(value), (("content-type", media), *self._doc_headers(spec))
 
     def _doc_headers(self, spec: ResponseSpec | None) -> Headers:
         """Values for the response headers the document marks required (rate-limit ones excepted)."""
@@ -276,7 +364,9 @@ class ProviderEngine:
         for name in spec.required_headers:
             schema = spec.headers.get(name.lower())
             value = schema.generator.static() if schema is not None else "value"
-            out.append((name.lower(), str(value).lower() if isinstance(value, bool) else str(value)))
+            out.append(
+                (name.lower(), str(value).lower() if isinstance(value, bool) else str(value))
+            )
         return tuple(out)
 
     def _shape(self, rule: FaultRule, op: CompiledOperation, action: Respond) -> Action:
@@ -284,29 +374,72 @@ class ProviderEngine:
         if isinstance(fault, LatencyFault):
             return _replace(action, delay_seconds=fault.seconds)
         if isinstance(fault, SlowBodyFault):
-            return _replace(action, chunk_delay_seconds=fault.chunk_delay, chunk_size=fault.chunk_size)
+            return _replace(
+                action, chunk_delay_seconds=fault.chunk_delay, chunk_size=fault.chunk_size
+            )
         if isinstance(fault, TruncateFault):
-            return _replace(action, truncate_at=fault.at if fault.at is not None else len(action.body) // 2)
+            return _replace(
+                action, truncate_at=fault.at if fault.at is not None else len(action.body) // 2
+            )
         if isinstance(fault, CloseAfterHeadersFault):
             return _replace(action, close_after_headers=True)
         if isinstance(fault, MalformedJsonFault):
             broken = action.body[: max(1, len(action.body) // 2)] if action.body else b"{"
             return _replace(action, body=broken + b'\x00{"truncated": ')
         if isinstance(fault, SchemaViolationFault):
-            return _replace(action, body=dumps(_violate(json.loads(action.body or b"null"), fault.violation, op)))
+            return _replace(
+                action,
+                body=dumps(_violate(json.loads(action.body or b"null"), fault.violation, op)),
+            )
         return action
 
     # --- completion: one traffic record per exchange ---------------------------------------
 
     def complete(self, request: Request, action: Action, outcome: Outcome) -> None:
-        meta = self._meta.pop(id(request), None) or _Meta()
-        if meta.note == "admin":
+        """Log the exchanges :meth:`handle` could not log up front, with what really happened."""
+        meta = self._meta.pop(id(request), None)
+        if meta is None:
             return
+        sent = 0
+        if isinstance(action, Respond) and outcome.status is not None:
+            sent = (
+                len(action.body)
+                if action.truncate_at is None
+                else min(action.truncate_at, len(action.body))
+            )
+            if action.close_after_headers:
+                sent = 0
+        self._record(
+            request,
+            action,
+            meta,
+            outcome.status,
+            sent,
+            outcome.ended_monotonic,
+            outcome.ended_wall,
+            outcome.note,
+        )
+
+    def _record(
+        self,
+        request: Request,
+        action: Action,
+        meta: _Meta,
+        status: int | None,
+        body_sent: int,
+        ended_monotonic: float,
+        ended_wall: float,
+        note: str,
+    ) -> None:
         response_headers: Headers = action.headers if isinstance(action, Respond) else ()
         body_text: str | None = None
         if self.options.log_bodies and isinstance(action, Respond) and action.body:
             body_text = action.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace")
-        request_text = request.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace") if self.options.log_bodies and request.body else None
+        request_text = (
+            request.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace")
+            if self.options.log_bodies and request.body
+            else None
+        )
         rate = meta.rate
         self.traffic.append(
             TrafficRecord(
@@ -315,20 +448,25 @@ class ProviderEngine:
                 method=request.method,
                 path=request.path,
                 query=request.query,
-                status=outcome.status,
+                status=status,
                 started_monotonic=request.started_monotonic,
-                ended_monotonic=outcome.ended_monotonic,
+                ended_monotonic=ended_monotonic,
                 started_wall=request.started_wall,
-                ended_wall=outcome.ended_wall,
-                latency_ms=(outcome.ended_monotonic - request.started_monotonic) * 1000,
+                ended_wall=ended_wall,
+                latency_ms=(ended_monotonic - request.started_monotonic) * 1000,
                 request_bytes=len(request.body),
-                response_bytes=outcome.bytes_sent,
+                response_bytes=body_sent,
                 fault=meta.fault,
                 client_id=request.client,
                 auth_identity=meta.identity,
                 rate_limit=None
                 if rate is None
-                else {"limit": rate.limit, "remaining": rate.remaining, "reset": rate.reset_seconds, "retry_after": rate.retry_after_seconds},
+                else {
+                    "limit": rate.limit,
+                    "remaining": rate.remaining,
+                    "reset": rate.reset_seconds,
+                    "retry_after": rate.retry_after_seconds,
+                },
                 early_retry=bool(rate and rate.early_retry),
                 validation_errors=meta.violations,
                 request_headers=request.headers,
@@ -336,8 +474,9 @@ class ProviderEngine:
                 request_body=request_text,
                 response_body=body_text,
                 request_body_truncated=len(request.body) > _LOG_BODY_LIMIT,
-                response_body_truncated=isinstance(action, Respond) and len(action.body) > _LOG_BODY_LIMIT,
-                note=meta.note or outcome.note,
+                response_body_truncated=isinstance(action, Respond)
+                and len(action.body) > _LOG_BODY_LIMIT,
+                note=meta.note or note,
             )
         )
 
@@ -353,15 +492,26 @@ class ProviderEngine:
             return Respond(200, _JSON, dumps({"count": self.traffic.count, "records": records}))
         if what == "faults":
             if request.method == "GET":
-                return Respond(200, _JSON, dumps({"rules": [r.name for r in self.faults.plan.rules], "counts": [c.__dict__ for c in self.faults.counts()]}))
+                return Respond(
+                    200,
+                    _JSON,
+                    dumps(
+                        {
+                            "rules": [r.name for r in self.faults.plan.rules],
+                            "counts": [c.__dict__ for c in self.faults.counts()],
+                        }
+                    ),
+                )
             if request.method in ("PUT", "POST"):
                 try:
                     plan = parse_fault_plan(json.loads(request.body or b"{}"))
                 except ValueError as error:
                     return _problem(400, "Invalid fault plan", str(error))
-                except Exception as error:  # noqa: BLE001 - an InputError carries located problems
+                except Exception as error:
                     problems = getattr(error, "problems", ())
-                    return _problem(400, "Invalid fault plan", str(error), errors=[str(p) for p in problems])
+                    return _problem(
+                        400, "Invalid fault plan", str(error), errors=[str(p) for p in problems]
+                    )
                 self.faults = FaultState(plan)
                 return Respond(200, _JSON, dumps({"rules": [r.name for r in plan.rules]}))
             if request.method == "DELETE":
@@ -415,7 +565,9 @@ def _violate(value: Any, violation: str, op: CompiledOperation) -> Any:
     value = copy.deepcopy(value)
     target = value
     if isinstance(target, dict):
-        arrays = [v for v in target.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        arrays = [
+            v for v in target.values() if isinstance(v, list) and v and isinstance(v[0], dict)
+        ]
         if arrays:
             target = arrays[0][0]
     elif isinstance(target, list) and target and isinstance(target[0], dict):
@@ -430,7 +582,11 @@ def _violate(value: Any, violation: str, op: CompiledOperation) -> Any:
                 break
     elif violation == "wrong_type":
         current = target[key]
-        target[key] = "not-a-number" if isinstance(current, int | float) and not isinstance(current, bool) else 12345
+        target[key] = (
+            "not-a-number"
+            if isinstance(current, int | float) and not isinstance(current, bool)
+            else 12345
+        )
     elif violation == "enum_outside":
         for name in ("status", "state", "type", "kind"):
             if name in target:

@@ -292,6 +292,10 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # We do not speak any upgraded protocol: answer the request as plain HTTP and close.
+            last = self._queue[-1] if self._queue else None
+            if isinstance(last, _Exchange):
+                last.keep_alive = False
+                last.connection_header = _CONNECTION_CLOSE
             self._end_input(None)
         except httptools.HttpParserError as exc:
             error = self._error or _problem(400, "malformed HTTP request")

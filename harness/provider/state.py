@@ -61,7 +61,7 @@ def _record_schema(body: CompiledSchema) -> tuple[CompiledSchema, str | None] | 
 
     node = resolve(root)
     if isinstance(node, dict) and (
-        node.get("type") == "array" or "items" in node and "properties" not in node
+        node.get("type") == "array" or ("items" in node and "properties" not in node)
     ):
         return CompiledSchema({**resolve(node.get("items", {})), "$defs": defs}), None
     props = node.get("properties", {}) if isinstance(node, dict) else {}

@@ -111,7 +111,10 @@ def test_token_issued_with_credentials_in_the_body() -> None:
     assert len(token) >= 40
     result = emulator.authenticate(request(headers=(bearer(token),)))
     assert (
-        result.ok and result.identity == client_identity(CLIENT_ID) and CLIENT_ID not in result.identity and result.token_label == "token#1"
+        result.ok
+        and result.identity == client_identity(CLIENT_ID)
+        and CLIENT_ID not in result.identity
+        and result.token_label == "token#1"
     )
     assert emulator.tokens_issued == 1
     assert emulator.tokens_issued_by_grant["client_credentials"] == 1

@@ -30,7 +30,9 @@ def _plan(*rules: dict[str, Any]) -> Any:
 
 
 @contextmanager
-def provider(*rules: dict[str, Any], project: Project = PROJECT, **options: Any) -> Iterator[RunningProvider]:
+def provider(
+    *rules: dict[str, Any], project: Project = PROJECT, **options: Any
+) -> Iterator[RunningProvider]:
     with simulate(project, faults=_plan(*rules) if rules else None, **options) as running:
         yield running
 
@@ -40,7 +42,11 @@ def token(running: RunningProvider, client: httpx.Client | None = None) -> str:
     poster = client or httpx
     reply = poster.post(
         running.url + "/oauth/token",
-        data={"grant_type": "client_credentials", "client_id": creds["client_id"], "client_secret": creds["client_secret"]},
+        data={
+            "grant_type": "client_credentials",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+        },
     )
     assert reply.status_code == 200, reply.text
     return str(reply.json()["access_token"])
@@ -52,24 +58,32 @@ def bearer(running: RunningProvider) -> dict[str, str]:
 
 def pet_page_schema() -> dict[str, Any]:
     doc = PROJECT.provider
-    return SchemaConverter(doc).convert(doc.response_body_schema(doc.operations["listPets"]), "response")  # type: ignore[arg-type]
+    return SchemaConverter(doc).convert(
+        doc.response_body_schema(doc.operations["listPets"]), "response"
+    )  # type: ignore[arg-type]
 
 
 def test_conforming_list_with_pagination_and_rate_limit_headers() -> None:
     with provider(records=7) as running:
-        page = httpx.get(running.url + "/pets", params={"page": 2, "per_page": 3}, headers=bearer(running))
+        page = httpx.get(
+            running.url + "/pets", params={"page": 2, "per_page": 3}, headers=bearer(running)
+        )
         assert page.status_code == 200
         body = page.json()
         jsonschema.validate(body, pet_page_schema())
         assert [p["id"] for p in body["items"]] == [4, 5, 6]
         assert body["total"] == 7 and body["next_page"] == 3
-        last = httpx.get(running.url + "/v1/pets", params={"page": 3, "per_page": 3}, headers=bearer(running)).json()
+        last = httpx.get(
+            running.url + "/v1/pets", params={"page": 3, "per_page": 3}, headers=bearer(running)
+        ).json()
         assert [p["id"] for p in last["items"]] == [7] and last["next_page"] is None
         assert page.headers["ratelimit-limit"] == "20"
 
 
 def test_reset_is_a_real_rst_even_on_an_open_keep_alive_connection() -> None:
-    with provider({"match": {"operation": "listPets"}, "when": {"nth": [2]}, "action": {"reset": True}}) as running:
+    with provider(
+        {"match": {"operation": "listPets"}, "when": {"nth": [2]}, "action": {"reset": True}}
+    ) as running:
         headers = bearer(running)
         host, port = running.url.removeprefix("http://").split(":")
         sock = socket.create_connection((host, int(port)))
@@ -89,14 +103,25 @@ def test_reset_is_a_real_rst_even_on_an_open_keep_alive_connection() -> None:
 
 
 def test_hang_makes_the_client_time_out() -> None:
-    with provider({"match": {"operation": "listPets"}, "action": {"hang": True}}) as running, pytest.raises(httpx.ReadTimeout):
+    with (
+        provider({"match": {"operation": "listPets"}, "action": {"hang": True}}) as running,
+        pytest.raises(httpx.ReadTimeout),
+    ):
         httpx.get(running.url + "/pets", headers=bearer(running), timeout=0.4)
 
 
-@pytest.mark.parametrize(("status", "retry_after"), [(429, "2"), (503, "1"), (500, None), (502, None), (504, None)])
+@pytest.mark.parametrize(
+    ("status", "retry_after"), [(429, "2"), (503, "1"), (500, None), (502, None), (504, None)]
+)
 def test_status_faults(status: int, retry_after: str | None) -> None:
     headers = {"Retry-After": retry_after} if retry_after else {}
-    with provider({"match": {"operation": "listPets"}, "when": {"nth": [1]}, "action": {"status": status, "headers": headers}}) as running:
+    with provider(
+        {
+            "match": {"operation": "listPets"},
+            "when": {"nth": [1]},
+            "action": {"status": status, "headers": headers},
+        }
+    ) as running:
         auth = bearer(running)
         first = requests.get(running.url + "/pets", headers=auth, timeout=5)
         assert first.status_code == status
@@ -107,7 +132,10 @@ def test_status_faults(status: int, retry_after: str | None) -> None:
 def test_latency_and_slow_body_are_lower_bounded() -> None:
     with provider(
         {"match": {"operation": "getPet"}, "action": {"latency": 0.3}},
-        {"match": {"operation": "listPets"}, "action": {"slow_body": {"chunk_delay": 0.05, "chunk_size": 64}}},
+        {
+            "match": {"operation": "listPets"},
+            "action": {"slow_body": {"chunk_delay": 0.05, "chunk_size": 64}},
+        },
     ) as running:
         auth = bearer(running)
         start = time.monotonic()
@@ -121,7 +149,9 @@ def test_latency_and_slow_body_are_lower_bounded() -> None:
 
 
 def test_malformed_json_fails_to_decode() -> None:
-    with provider({"match": {"operation": "listPets"}, "action": {"malformed_json": True}}) as running:
+    with provider(
+        {"match": {"operation": "listPets"}, "action": {"malformed_json": True}}
+    ) as running:
         reply = httpx.get(running.url + "/pets", headers=bearer(running))
         assert reply.status_code == 200
         with pytest.raises(json.JSONDecodeError):
@@ -130,7 +160,9 @@ def test_malformed_json_fails_to_decode() -> None:
 
 @pytest.mark.parametrize("violation", ["missing_required", "wrong_type", "enum_outside"])
 def test_schema_violation_fails_validation(violation: str) -> None:
-    with provider({"match": {"operation": "listPets"}, "action": {"schema_violation": violation}}, records=2) as running:
+    with provider(
+        {"match": {"operation": "listPets"}, "action": {"schema_violation": violation}}, records=2
+    ) as running:
         body = httpx.get(running.url + "/pets", headers=bearer(running)).json()
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(body, pet_page_schema())
@@ -146,7 +178,9 @@ def test_truncated_and_headless_bodies_are_incomplete(action: dict[str, Any]) ->
 
 
 def test_token_expiry_then_reauthentication() -> None:
-    with provider({"match": {"operation": "listPets"}, "when": {"nth": [2]}, "action": {"token_expiry": True}}) as running:
+    with provider(
+        {"match": {"operation": "listPets"}, "when": {"nth": [2]}, "action": {"token_expiry": True}}
+    ) as running:
         auth = bearer(running)
         assert httpx.get(running.url + "/pets", headers=auth).status_code == 200
         expired = httpx.get(running.url + "/pets", headers=auth)
@@ -157,10 +191,15 @@ def test_token_expiry_then_reauthentication() -> None:
 
 def test_wrong_credentials_and_missing_token_get_401() -> None:
     with provider() as running:
-        wrong = httpx.post(running.url + "/oauth/token", data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"})
+        wrong = httpx.post(
+            running.url + "/oauth/token",
+            data={"grant_type": "client_credentials", "client_id": "x", "client_secret": "y"},
+        )
         assert wrong.status_code == 401
         missing = httpx.get(running.url + "/pets")
-        assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith("Bearer")
+        assert missing.status_code == 401 and missing.headers["www-authenticate"].startswith(
+            "Bearer"
+        )
 
 
 def test_rate_limit_429_with_real_retry_after_and_early_retry_evidence() -> None:
@@ -186,7 +225,9 @@ def test_rate_limit_429_with_real_retry_after_and_early_retry_evidence() -> None
 def test_stateful_create_get_and_concurrent_ids() -> None:
     with provider(records=2) as running:
         auth = bearer(running)
-        created = httpx.post(running.url + "/pets", json={"name": "Rex", "status": "pending"}, headers=auth)
+        created = httpx.post(
+            running.url + "/pets", json={"name": "Rex", "status": "pending"}, headers=auth
+        )
         assert created.status_code == 201
         pet = created.json()
         assert pet["name"] == "Rex" and pet["id"] == 3
@@ -195,7 +236,16 @@ def test_stateful_create_get_and_concurrent_ids() -> None:
         import concurrent.futures
 
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            replies = list(pool.map(lambda i: httpx.post(running.url + "/pets", json={"name": f"p{i}", "status": "sold"}, headers=auth), range(16)))
+            replies = list(
+                pool.map(
+                    lambda i: httpx.post(
+                        running.url + "/pets",
+                        json={"name": f"p{i}", "status": "sold"},
+                        headers=auth,
+                    ),
+                    range(16),
+                )
+            )
         ids = [r.json()["id"] for r in replies]
         assert len(set(ids)) == 16
         listing = httpx.get(running.url + "/pets", params={"per_page": 100}, headers=auth).json()
@@ -216,11 +266,17 @@ def test_destination_is_a_recording_sink() -> None:
 
 def test_request_validation_names_each_violation() -> None:
     with provider() as running:
-        bad = httpx.get(running.url + "/pets", params={"page": 0, "per_page": "lots"}, headers=bearer(running))
+        bad = httpx.get(
+            running.url + "/pets", params={"page": 0, "per_page": "lots"}, headers=bearer(running)
+        )
         assert bad.status_code == 400
         names = sorted(e["name"] for e in bad.json()["errors"])
         assert names == ["page", "per_page"]
-        wrong_type = httpx.post(running.url + "/pets", content=b"name=x", headers={**bearer(running), "content-type": "text/plain"})
+        wrong_type = httpx.post(
+            running.url + "/pets",
+            content=b"name=x",
+            headers={**bearer(running), "content-type": "text/plain"},
+        )
         assert wrong_type.status_code == 415
 
 
@@ -228,10 +284,16 @@ def test_admin_api_replaces_faults_and_serves_traffic() -> None:
     with provider() as running:
         auth = bearer(running)
         assert httpx.get(running.url + "/pets", headers=auth).status_code == 200
-        plan = {"rules": [{"name": "down", "match": {"operation": "listPets"}, "action": {"status": 503}}]}
+        plan = {
+            "rules": [
+                {"name": "down", "match": {"operation": "listPets"}, "action": {"status": 503}}
+            ]
+        }
         assert httpx.put(running.url + "/__harness/faults", json=plan).status_code == 200
         assert httpx.get(running.url + "/pets", headers=auth).status_code == 503
-        bad = httpx.put(running.url + "/__harness/faults", json={"rules": [{"action": {"teapot": True}}]})
+        bad = httpx.put(
+            running.url + "/__harness/faults", json={"rules": [{"action": {"teapot": True}}]}
+        )
         assert bad.status_code == 400
         assert httpx.delete(running.url + "/__harness/faults").status_code == 204
         assert httpx.get(running.url + "/pets", headers=auth).status_code == 200
@@ -239,5 +301,13 @@ def test_admin_api_replaces_faults_and_serves_traffic() -> None:
         assert doc["info"]["title"] == "Petstore Provider API"
         time.sleep(0.1)
         traffic = httpx.get(running.url + "/__harness/traffic").json()
-        assert [r["status"] for r in traffic["records"] if r["operation_id"] == "listPets"] == [200, 503, 200]
-        assert [r["fault"] for r in traffic["records"] if r["operation_id"] == "listPets"] == [None, "down", None]
+        assert [r["status"] for r in traffic["records"] if r["operation_id"] == "listPets"] == [
+            200,
+            503,
+            200,
+        ]
+        assert [r["fault"] for r in traffic["records"] if r["operation_id"] == "listPets"] == [
+            None,
+            "down",
+            None,
+        ]
