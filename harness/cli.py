@@ -194,10 +194,16 @@ def init(directory: Path, openapi: str | None, name: str | None, force: bool) ->
 )
 @click.option(
     "--on-miss",
-    type=click.Choice(["fail", "generate"]),
+    type=click.Choice(["fail", "generate", "passthrough"]),
     default="generate",
     show_default=True,
-    help="With --cassettes: what to do for a request no cassette recorded.",
+    help="With --cassettes: what to do for a request no cassette recorded "
+    "(passthrough: forward it to --upstream).",
+)
+@click.option(
+    "--upstream",
+    metavar="URL",
+    help="With --on-miss passthrough: the real provider (a host on provider.live.allowed_hosts).",
 )
 @click.option(
     "--side",
@@ -242,6 +248,7 @@ def simulate(
     traffic_path: Path | None,
     stateless: bool,
     export_to: Path | None,
+    upstream: str | None,
 ) -> None:
     """Serve SPEC's provider document on 127.0.0.1 until Ctrl-C.
 
@@ -261,11 +268,14 @@ def simulate(
         seed=seed,
         faults=faults,
         cassettes=cassettes,
-        on_miss="fail" if on_miss == "fail" else "generate",
+        on_miss="fail"
+        if on_miss == "fail"
+        else ("passthrough" if on_miss == "passthrough" else "generate"),
         records=records,
         traffic_path=traffic_path,
         port=port,
         stateful=not stateless,
+        upstream=upstream,
     ) as running:
         click.echo(f"{side} of {project.spec.spec.name}: {running.url}")
         click.echo(
@@ -294,6 +304,106 @@ def simulate(
                 running.traffic.records(), export_to, running.traffic.redactor, running.url
             )
             click.echo(f"wrote {result.written} interactions to {export_to}", err=True)
+
+
+@cli.command(short_help="Stand in front of the real provider, with faults and checks.")
+@SPEC_ARGUMENT
+@click.option(
+    "--upstream",
+    metavar="URL",
+    required=True,
+    help="The real provider (a sandbox): a host on provider.live.allowed_hosts, or loopback.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+@click.option(
+    "--faults",
+    "faults",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Fault plan (YAML or JSON) to apply.",
+)
+@click.option(
+    "--traffic",
+    "traffic_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the traffic log (JSON lines) here.",
+)
+@click.option(
+    "--timeout",
+    "timeout_seconds",
+    type=click.FloatRange(0, min_open=True),
+    default=30.0,
+    show_default=True,
+    help="Seconds the upstream has for each answer before the client gets a 504.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(1, 10_000),
+    default=64,
+    show_default=True,
+    help="Keep-alive connections to the upstream, at most.",
+)
+def proxy(
+    spec: Path,
+    upstream: str,
+    port: int,
+    faults: Path | None,
+    traffic_path: Path | None,
+    timeout_seconds: float,
+    max_connections: int,
+) -> None:
+    """Serve on 127.0.0.1 in front of the real provider (--upstream) until Ctrl-C.
+
+    Requests meet the spec's rate limits and the fault plan, then go upstream; responses come
+    back unchanged and are checked against the provider document (violations go to the
+    traffic log, never to the client). Credentials pass through; the log is scrubbed of them.
+    The admin API lives under /__harness/ (faults, traffic, reset).
+    """
+    from harness.project import load_project
+    from harness.provider.api import proxy as start
+
+    project = load_project(spec, display=str(spec))
+    with start(
+        project,
+        upstream,
+        faults=faults,
+        traffic_path=traffic_path,
+        port=port,
+        timeout_seconds=timeout_seconds,
+        max_connections=max_connections,
+    ) as running:
+        document = running.engine.document
+        click.echo(f"proxy for {project.spec.spec.name}: {running.url} -> {upstream}")
+        click.echo(
+            f"  responses checked against {document.title} ({len(document.operations)} operations)"
+        )
+        click.echo(f"  admin: {running.url}/__harness/traffic  (Ctrl-C to stop)")
+        _wait_for_stop()
+        failing = sum(1 for r in running.traffic.records() if r.validation_errors)
+        click.echo(
+            f"stopped after {running.traffic.count} requests"
+            f" ({failing} with responses that break the document)",
+            err=True,
+        )
+
+
+def _wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM (a service manager or CI stopping us)."""
+    import signal
+    import threading
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
 
 
 @cli.group()

@@ -4,6 +4,9 @@ This is what the stages and the tests use. It resolves the spec's credentials (f
 environment, or minted for the simulation so nothing real is needed), builds the redactor from
 them, opens the traffic log and runs the engine's HTTP server on 127.0.0.1 in a background
 thread until the ``with`` block ends.
+
+``proxy(project, upstream)`` is the engine's other face: the same faults, rate limits and traffic
+log in front of the real provider (a sandbox), whose responses are checked against the document.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from harness.openapi.document import OpenAPIDocument
 from harness.problems import InputError, Problem
@@ -24,6 +28,11 @@ from harness.provider.engine import EngineOptions, OnMiss, ProviderEngine
 from harness.provider.faults import FaultPlan, load_fault_plan, unknown_operation_problems
 from harness.provider.server import ServerThread
 from harness.provider.traffic import TrafficLog, TrafficRecord
+from harness.provider.upstream import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_TIMEOUT_SECONDS,
+    UpstreamPool,
+)
 from harness.redact import Redactor
 from harness.spec.secrets import env_name
 
@@ -126,8 +135,22 @@ def serve(
             ) from None
         yield RunningProvider(url, engine, traffic, creds, server)
     finally:
+        if engine.upstream is not None:
+            _close_upstream(server, engine.upstream)
         server.stop()
         traffic.close()
+
+
+def _close_upstream(server: ServerThread, pool: UpstreamPool) -> None:
+    """Stop serving (in-flight forwards are logged as stopped), then close the upstream
+    connections on the server loop, so none is left open when the loop closes."""
+    try:
+        loop = server.loop
+    except RuntimeError:
+        return  # the server never started
+    if not loop.is_closed():
+        server.run_coroutine(server.server.stop())
+        server.run_coroutine(pool.aclose())
 
 
 @contextmanager
@@ -146,8 +169,23 @@ def simulate(
     token_ttl_seconds: float | None = None,
     stateful: bool = True,
     validate_requests: bool = True,
+    upstream: str | None = None,
 ) -> Iterator[RunningProvider]:
-    """Simulate the project's provider (or destination) as its spec and documents describe it."""
+    """Simulate the project's provider (or destination) as its spec and documents describe it.
+
+    With cassettes and ``on_miss="passthrough"``, requests no cassette recorded are forwarded to
+    ``upstream`` (an allowed host, see :func:`check_upstream`) and its answers logged.
+    """
+    if on_miss == "passthrough" and (upstream is None or cassettes is None):
+        raise InputError(
+            [Problem("--on-miss", None, "", "passthrough needs --cassettes and --upstream")]
+        )
+    if upstream is not None and on_miss != "passthrough":
+        raise InputError(
+            [Problem("--upstream", None, "", "only for --on-miss passthrough (see harness proxy)")]
+        )
+    if upstream is not None:
+        check_upstream(project, upstream)
     spec = project.spec.spec
     if side == "destination":
         if project.destination is None:
@@ -181,6 +219,7 @@ def simulate(
         fault_plan=plan,
         cassettes=interactions,
         on_miss=on_miss,
+        upstream=upstream,
     )
     with serve(
         document, options, traffic_path=traffic_path, port=port, credentials=creds
@@ -188,9 +227,91 @@ def simulate(
         yield running
 
 
+@contextmanager
+def proxy(
+    project: Project,
+    upstream: str,
+    *,
+    faults: Path | FaultPlan | None = None,
+    traffic_path: Path | None = None,
+    port: int = 0,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    log_bodies: bool = True,
+) -> Iterator[RunningProvider]:
+    """Stand in front of the real provider at ``upstream``, on 127.0.0.1, until the block ends.
+
+    Requests pass through the spec's rate limits and the fault plan, then go upstream; the
+    answers come back unchanged, checked against the provider document (violations in each
+    record's ``validation_errors``). Auth is the real provider's: credentials pass through
+    untouched, and the log is scrubbed of them (the spec's credentials set in the environment,
+    plus sensitive headers, parameters and body keys by name). ``upstream`` must be on the
+    spec's ``provider.live.allowed_hosts`` (loopback is always allowed, for tests).
+    """
+    check_upstream(project, upstream)
+    plan = (
+        load_faults(faults, {"provider": project.provider}) if isinstance(faults, Path) else faults
+    )
+    creds = simulation_credentials(project)
+    real = frozenset(v for var, v in creds.by_env.items() if var not in creds.minted)
+    options = EngineOptions(
+        side="provider",
+        stateful=False,
+        validate_requests=False,  # the real provider judges requests; we judge its answers
+        rate_limits=project.spec.spec.rate_limits,
+        fault_plan=plan,
+        log_bodies=log_bodies,
+        upstream=upstream,
+        upstream_timeout_seconds=timeout_seconds,
+        upstream_max_connections=max_connections,
+    )
+    with serve(
+        project.provider, options, traffic_path=traffic_path, redactor=Redactor(real), port=port
+    ) as running:
+        yield running
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_upstream(project: Project, upstream: str) -> None:
+    """Refuse an upstream the spec does not allow: one located problem (``InputError``).
+
+    The harness sends an integration's real traffic only where the spec says a live provider
+    lives (``provider.live.allowed_hosts``), so a typo or a production URL cannot receive
+    requests from a fault run. Loopback is always allowed: that is a local stand-in.
+    """
+    parts = urlsplit(upstream)
+    try:
+        valid = parts.scheme in ("http", "https") and (parts.port or 0) >= 0
+    except ValueError:  # a port that is not a number in 0-65535
+        valid = False
+    if not valid or not parts.hostname:
+        raise InputError(
+            [Problem("--upstream", None, "", f"not an http:// or https:// URL: {upstream!r}")]
+        )
+    host = parts.hostname.lower()
+    if host in LOOPBACK_HOSTS:
+        return
+    live = project.spec.spec.provider.live
+    allowed = live.allowed_hosts if live is not None else ()
+    if host not in {h.lower() for h in allowed}:
+        listed = ", ".join(allowed) if allowed else "none"
+        raise InputError(
+            [
+                project.spec.source.problem(
+                    ["provider", "live", "allowed_hosts"] if live else ["provider"],
+                    f"upstream host '{host}' is not allowed (allowed_hosts: {listed})",
+                )
+            ]
+        )
+
+
 __all__ = [
     "RunningProvider",
     "SimulatedCredentials",
+    "check_upstream",
+    "proxy",
     "replace",
     "serve",
     "simulate",

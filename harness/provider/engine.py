@@ -13,12 +13,13 @@ response-shaping faults (latency, slow or truncated body, malformed JSON, schema
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 from urllib.parse import parse_qs
 
 from harness.openapi.document import OpenAPIDocument
@@ -50,8 +51,17 @@ from harness.provider.faults import (
 )
 from harness.provider.messages import Action, Hang, Headers, Outcome, Request, Reset, Respond
 from harness.provider.ratelimit import RateDecision, RateLimiter
+from harness.provider.response_check import ResponseChecker
 from harness.provider.state import ResourceStore, dumps
 from harness.provider.traffic import TrafficLog, TrafficRecord
+from harness.provider.upstream import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_TIMEOUT_SECONDS,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+    UpstreamTimeout,
+)
 from harness.spec.model import Authentication, RateLimits
 
 Side = Literal["provider", "destination"]
@@ -80,6 +90,11 @@ class EngineOptions:
     cassettes: tuple[Interaction, ...] = ()
     on_miss: OnMiss = "generate"
     log_bodies: bool = True
+    # The fault proxy: forward what the engine does not answer itself to this base URL (with
+    # cassettes: only misses, and only with on_miss="passthrough"). No auth emulation then.
+    upstream: str | None = None
+    upstream_timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    upstream_max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
 @dataclass
@@ -93,6 +108,7 @@ class _Meta:
     violations: tuple[str, ...] = ()
     note: str = ""
     recorded: bool = False
+    rule: FaultRule | None = None
 
 
 def _problem(status: int, title: str, detail: str = "", **extra: Any) -> Respond:
@@ -128,9 +144,26 @@ class ProviderEngine:
         self._base_path = _base_path(document)
         self.store = ResourceStore(self.operations, seed=options.seed, records=options.records)
         self._static_bodies: dict[str, tuple[int, bytes, Headers] | GenerationError] = {}
+        self.upstream: UpstreamPool | None = None
+        if options.upstream is not None and (
+            not options.cassettes or options.on_miss == "passthrough"
+        ):
+            self.upstream = UpstreamPool(
+                options.upstream,
+                timeout=options.upstream_timeout_seconds,
+                max_connections=options.upstream_max_connections,
+            )
+        elif options.cassettes and options.on_miss == "passthrough":
+            raise ValueError("on_miss='passthrough' needs an upstream to forward misses to")
+        self._checker = ResponseChecker(document)
         auth = options.authentication
         self.auth: AuthEmulator | None = None
-        if auth is not None and auth.kind not in ("none", "custom") and options.side == "provider":
+        if (
+            auth is not None
+            and auth.kind not in ("none", "custom")
+            and options.side == "provider"
+            and self.upstream is None  # forwarded requests meet the real provider's auth
+        ):
             self.auth = AuthEmulator(
                 auth,
                 dict(options.credentials),
@@ -165,7 +198,7 @@ class ProviderEngine:
 
     # --- the decision ----------------------------------------------------------------------
 
-    def handle(self, request: Request) -> Action:
+    def handle(self, request: Request) -> Action | Awaitable[Action]:
         """Decide the action for ``request``; the server carries it out.
 
         A plain response is logged *before* it is sent: once a client has its answer, the record
@@ -198,7 +231,7 @@ class ProviderEngine:
             self._meta[id(request)] = meta
         return action
 
-    def _decide(self, request: Request, meta: _Meta) -> Action:
+    def _decide(self, request: Request, meta: _Meta) -> Action | Awaitable[Action]:
         routed = self.route(request.method, request.path)
         meta.operation_id = routed[0].operation_id if routed else None
         rule = self.faults.decide(
@@ -206,6 +239,7 @@ class ProviderEngine:
         )
         if rule is not None:
             meta.fault = rule.name
+            meta.rule = rule
             early = self._early_fault(rule)
             if early is not None:
                 return early
@@ -227,6 +261,8 @@ class ProviderEngine:
                     "Not Recorded",
                     f"no recorded interaction for {request.method} {request.path}",
                 )
+        if routed is None and self.upstream is not None:
+            return self._forward(request, None, meta)
         if routed is None:
             return _problem(
                 404,
@@ -254,7 +290,7 @@ class ProviderEngine:
 
     def _answer(
         self, request: Request, op: CompiledOperation, params: dict[str, str], meta: _Meta
-    ) -> Action:
+    ) -> Action | Awaitable[Action]:
         if self.auth is not None and self.auth.is_token_request(request.path, op.operation_id):
             return self.auth.handle_token_request(request)
         identity = _client_host(request.client)
@@ -281,6 +317,8 @@ class ProviderEngine:
             if not decision.allowed:
                 action = _problem(429, "Too Many Requests", "rate limit exceeded")
                 return Respond(429, action.headers + rate_headers, action.body)
+        if self.upstream is not None:
+            return self._forward(request, op, meta)
         body: Any = None
         if self.options.validate_requests:
             headers = {k: v for k, v in request.headers}
@@ -390,6 +428,96 @@ class ProviderEngine:
             return _replace(
                 action,
                 body=dumps(_violate(json.loads(action.body or b"null"), fault.violation, op)),
+            )
+        return action
+
+    # --- the fault proxy: forwarding to the real provider ----------------------------------
+
+    def _forward(
+        self, request: Request, op: CompiledOperation | None, meta: _Meta
+    ) -> asyncio.Future[Action]:
+        """Send the request upstream; the future gets the action: the upstream's answer.
+
+        Called after faults, the rate limiter and cassettes had their say. No task and no
+        coroutine: the pool writes the request before this returns and calls back from the
+        upstream connection's ``data_received``, so a forward costs the server one turn of the
+        event loop, not three (latency is the proxy's budget).
+        """
+        upstream = self.upstream
+        assert upstream is not None
+        answer: asyncio.Future[Action] = asyncio.get_running_loop().create_future()
+
+        def answered(result: UpstreamResponse | UpstreamError) -> None:
+            if answer.cancelled():  # the server stopped meanwhile: log what we know, once
+                if self._meta.pop(id(request), None) is not None:
+                    now = time.monotonic()
+                    self._record(request, Hang(), meta, None, 0, now, time.time(), "server stopped")
+                return
+            try:
+                answer.set_result(self._proxied(request, op, meta, result))
+            except Exception as error:  # an engine bug: the server answers 500 and logs it
+                answer.set_exception(error)
+
+        upstream.forward(
+            request.method, request.path, request.query, request.headers, request.body, answered
+        )
+        return answer
+
+    def _proxied(
+        self,
+        request: Request,
+        op: CompiledOperation | None,
+        meta: _Meta,
+        result: UpstreamResponse | UpstreamError,
+    ) -> Action:
+        """The upstream's answer as an action: checked against the document, shaped by faults.
+
+        The client gets the response as the upstream sent it (hop-by-hop headers aside); how it
+        breaks the document goes to the record's ``validation_errors`` only. Shaping faults
+        apply after the check: the evidence is about the provider, not our fault. An upstream
+        that cannot be reached is a 502, one too slow a 504.
+        """
+        action: Action
+        if isinstance(result, UpstreamTimeout):
+            meta.note = f"upstream timeout: {result}"
+            action = _problem(504, "Gateway Timeout", str(result))
+        elif isinstance(result, UpstreamError):
+            meta.note = f"upstream unavailable: {result}"
+            action = _problem(502, "Bad Gateway", str(result))
+        else:
+            head = request.method == "HEAD"
+            if op is None:
+                meta.violations = (
+                    f"no operation for {request.method} {request.path} in {self.document.title}",
+                )
+            else:
+                meta.violations = self._checker.check(
+                    op, result.status, result.headers, result.body, head_only=head
+                )
+            # The server writes Content-Length for the body it sends (faults may change it);
+            # a HEAD answer keeps the upstream's, as there is no body to count.
+            headers = (
+                result.headers
+                if head
+                else tuple(h for h in result.headers if h[0].lower() != "content-length")
+            )
+            action = Respond(result.status, headers, result.body)
+            if meta.rule is not None and op is not None:
+                try:
+                    action = self._shape(meta.rule, op, action)
+                except ValueError:  # a schema-violation fault on a body that is not JSON
+                    meta.note = "fault not applied: the upstream body is not JSON"
+        if _sent_at_once(action):  # logged before it is sent, as in handle()
+            self._meta.pop(id(request), None)
+            self._record(
+                request,
+                action,
+                meta,
+                action.status,
+                len(action.body),
+                time.monotonic(),
+                time.time(),
+                "",
             )
         return action
 
@@ -539,6 +667,17 @@ class ProviderEngine:
                 return _problem(400, "Unknown auth command", "use ?do=expire|revoke|restore")
             return Respond(204)
         return _problem(404, "Not Found", f"no admin endpoint {request.method} {request.path}")
+
+
+def _sent_at_once(action: Action) -> TypeGuard[Respond]:
+    """A response written whole and at once: the kind ``handle`` logs before sending."""
+    return (
+        isinstance(action, Respond)
+        and not action.delay_seconds
+        and not action.chunk_delay_seconds
+        and action.truncate_at is None
+        and not action.close_after_headers
+    )
 
 
 def _replace(action: Respond, **changes: Any) -> Respond:
