@@ -84,7 +84,7 @@ class ValueGenerator:
     def __init__(self, schema: dict[str, Any]) -> None:
         self.schema = schema
         self._defs: dict[str, Any] = schema.get("$defs", {})
-        self._validator = jsonschema_rs.validator_for(schema)
+        self._validator = jsonschema_rs.validator_for(schema, validate_formats=True)
 
     def is_valid(self, value: Any) -> bool:
         return bool(self._validator.is_valid(value))
@@ -208,6 +208,16 @@ class _Walk:
             out[name] = self.value(prop, depth + 1)
         for name in sorted(required - out.keys()):
             out[name] = "value"
+        extra = node.get("additionalProperties")
+        wanted = int(node.get("minProperties", 0))
+        if wanted > len(out) and extra is not False:
+            # Maps (only additionalProperties) still need their minimum number of entries.
+            index = 1
+            while len(out) < wanted:
+                key = f"key{index}"
+                if key not in out:
+                    out[key] = self.value(extra if isinstance(extra, dict) else {}, depth + 1)
+                index += 1
         return out
 
     def _array(self, node: dict[str, Any], depth: int) -> list[Any]:

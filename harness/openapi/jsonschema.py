@@ -101,6 +101,7 @@ class SchemaConverter:
                 out[key] = value
         if self._legacy:
             _legacy_keywords(node, out)
+        _integer_format_bounds(out)
         if "example" in node and "examples" not in out:
             out["examples"] = [node["example"]]
         _drop_directional_required(out, direction)
@@ -132,6 +133,21 @@ def _legacy_keywords(node: dict[str, Any], out: dict[str, Any]) -> None:
             for k in list(inner):
                 out.pop(k)
             out["anyOf"] = [inner, {"type": "null"}]
+
+
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _integer_format_bounds(out: dict[str, Any]) -> None:
+    """``format: int32/int64`` promise a range; JSON Schema does not assert it, so spell it out."""
+    bounds = _INT_RANGES.get(str(out.get("format")))
+    if bounds is None or out.get("type") not in ("integer", ["integer", "null"]):
+        return
+    low, high = bounds
+    if "minimum" not in out and "exclusiveMinimum" not in out:
+        out["minimum"] = low
+    if "maximum" not in out and "exclusiveMaximum" not in out:
+        out["maximum"] = high
 
 
 def _drop_directional_required(out: dict[str, Any], direction: Direction) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -51,7 +51,7 @@ class CompiledSchema:
     _generator: ValueGenerator | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.fast = jsonschema_rs.validator_for(self.schema)
+        self.fast = jsonschema_rs.validator_for(self.schema, validate_formats=True)
 
     def is_valid(self, value: Any) -> bool:
         return bool(self.fast.is_valid(value))
@@ -126,7 +126,26 @@ class CompiledOperation:
             if status in self.responses:
                 return self.responses[status]
         twos = sorted(s for s in self.responses if 200 <= s < 300)
-        return self.responses[twos[0]] if twos else None
+        if twos:
+            return self.responses[twos[0]]
+        if self.default_response is not None:
+            # Only a `default` response: it is what the provider answers, success included.
+            return replace(self.default_response, status=200)
+        redirects = sorted(s for s in self.responses if 300 <= s < 400)
+        return self.responses[redirects[0]] if redirects else None
+
+    def rejection(self, preferred: int, *, path_only: bool = False) -> ResponseSpec | None:
+        """The documented response for a rejected request: ``preferred`` if documented, else
+        another 4xx the operation documents (400 first), else ``default``. A malformed path
+        parameter names no resource, so a documented 404 answers it when 400 is not documented."""
+        if preferred in self.responses:
+            return self.responses[preferred]
+        if path_only and 400 not in self.responses and 404 in self.responses:
+            return self.responses[404]
+        for status in (400, 422, 415, *sorted(s for s in self.responses if 400 <= s < 500)):
+            if status in self.responses and status not in (401, 403, 404, 429):
+                return self.responses[status]
+        return self.default_response
 
     def error(self, status: int) -> ResponseSpec | None:
         return self.responses.get(status) or self.default_response
@@ -187,7 +206,9 @@ class CompiledOperation:
         compiled = self.bodies[schema_key]
         if media == "application/x-www-form-urlencoded":
             form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-            parsed_body = {k: v[0] if len(v) == 1 else v for k, v in form.items()}
+            parsed_body = _coerce_form(form, compiled)
+        elif media == "multipart/form-data":
+            parsed_body = _coerce_form(_multipart(body, content_type or ""), compiled)
         elif _is_json(media):
             try:
                 parsed_body = json.loads(body)
@@ -237,6 +258,82 @@ def _coerce(raw: list[str], param: Parameter) -> Any:
         values = raw if param.explode or len(raw) > 1 else raw[0].split(",")
         return [_coerce_one(v, param.item_kind) for v in values]
     return _coerce_one(raw[-1], param.kind)
+
+
+def _properties_of(compiled: CompiledSchema | None) -> dict[str, Any]:
+    """Top-level property schemas of an object schema (through ``$ref`` and ``allOf``)."""
+    if compiled is None:
+        return {}
+    defs = compiled.schema.get("$defs", {})
+    found: dict[str, Any] = {}
+    stack: list[Any] = [compiled.schema]
+    while stack:
+        node = stack.pop()
+        while isinstance(node, dict) and "$ref" in node:
+            node = defs.get(str(node["$ref"]).rsplit("/", 1)[-1], {})
+        if isinstance(node, dict):
+            for name, prop in (node.get("properties") or {}).items():
+                while isinstance(prop, dict) and "$ref" in prop:
+                    prop = defs.get(str(prop["$ref"]).rsplit("/", 1)[-1], {})
+                found.setdefault(name, prop)
+            stack.extend(node.get("allOf", []))
+    return found
+
+
+def _coerce_form(form: dict[str, list[str]], compiled: CompiledSchema | None) -> dict[str, Any]:
+    """Form fields are strings; give them the types the schema declares (``deepObject``
+    ``a[b]=c`` keys become nested objects, repeated or ``a[]`` keys become arrays)."""
+    props = _properties_of(compiled)
+    out: dict[str, Any] = {}
+    for raw_key, values in form.items():
+        parts = re.findall(r"[^\[\]]+|\[\]", raw_key)
+        if not parts:
+            out[raw_key] = values[-1]  # a nameless field is still a field the schema may forbid
+            continue
+        name, rest = parts[0], [p for p in parts[1:] if p != "[]"]
+        prop = props.get(name, {}) if isinstance(props.get(name), dict) else {}
+        kind = _kind(prop)
+        if rest:
+            target = out.setdefault(name, {})
+            if isinstance(target, dict):
+                for part in rest[:-1]:
+                    target = target.setdefault(part, {})
+                target[rest[-1]] = values[-1]
+            continue
+        if kind == "array" or raw_key.endswith("[]"):
+            items = prop.get("items", {}) if isinstance(prop.get("items"), dict) else {}
+            out.setdefault(name, [])
+            out[name].extend(_coerce_one(v, _kind(items)) for v in values)
+        else:
+            out[name] = _coerce_one(values[-1], kind)
+    return out
+
+
+def _multipart(body: bytes, content_type: str) -> dict[str, list[str]]:
+    """Field name -> values of a multipart/form-data body (files as their file name)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+    )
+    fields: dict[str, list[str]] = {}
+    if not message.is_multipart():
+        return fields
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if not isinstance(name, str):
+            continue
+        filename = part.get_filename()
+        if filename is not None:
+            fields.setdefault(name, []).append(filename)
+        else:
+            payload = part.get_payload(decode=True)
+            text = (
+                payload.decode("utf-8", "replace") if isinstance(payload, bytes) else str(payload)
+            )
+            fields.setdefault(name, []).append(text)
+    return fields
 
 
 def _kind(schema: dict[str, Any]) -> str | None:
@@ -323,9 +420,43 @@ def _compile(
                 )
                 schema = _schema(converter, Ref(ref.node.get("schema", {}), ref.uri), "request")
                 bodies = {str(m).lower(): schema for m in consumes}
-            elif ref.node.get("in") == "formData":
-                consumes = op.definition.get("consumes") or ["application/x-www-form-urlencoded"]
-                bodies.setdefault(str(consumes[0]).lower(), None)
+        form_params = [ref for ref in document.parameters(op) if ref.node.get("in") == "formData"]
+        if form_params:
+            # Swagger 2.0 form fields are parameters; validate them as one object body.
+            properties = {
+                str(p.node["name"]): {
+                    k: v
+                    for k, v in p.node.items()
+                    if k
+                    not in (
+                        "name",
+                        "in",
+                        "required",
+                        "description",
+                        "collectionFormat",
+                        "allowEmptyValue",
+                    )
+                }
+                for p in form_params
+            }
+            for prop in properties.values():
+                if prop.get("type") == "file":
+                    prop.clear()
+            required = [str(p.node["name"]) for p in form_params if p.node.get("required")]
+            form_schema = {
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": False,
+                **({"required": required} if required else {}),
+            }
+            consumes = (
+                op.definition.get("consumes")
+                or document.data.get("consumes")
+                or ["application/x-www-form-urlencoded"]
+            )
+            compiled_form = _schema(converter, Ref(form_schema, document.uri), "request")
+            bodies = {str(m).lower(): compiled_form for m in consumes}
+            body_required = bool(required)
     elif "requestBody" in op.definition:
         body = document.deref(op.definition["requestBody"])
         body_required = bool(body.node.get("required"))
@@ -340,7 +471,7 @@ def _compile(
     responses: dict[int, ResponseSpec] = {}
     default_response: ResponseSpec | None = None
     for status, response in (document.deref(op.definition.get("responses") or {}).node).items():
-        spec = _response_spec(document, converter, str(status), document.deref(response))
+        spec = _response_spec(document, converter, str(status), document.deref(response), op)
         if str(status) == "default":
             default_response = spec
         elif str(status).isdigit():
@@ -380,15 +511,25 @@ def path_params(compiled: CompiledOperation, match: re.Match[str]) -> dict[str, 
 
 
 def _response_spec(
-    document: OpenAPIDocument, converter: SchemaConverter, status: str, response: Ref
+    document: OpenAPIDocument,
+    converter: SchemaConverter,
+    status: str,
+    response: Ref,
+    op: Operation,
 ) -> ResponseSpec:
     node = response.node
     media_type: str | None = None
     body: CompiledSchema | None = None
     if document.version == "2.0":
         if "schema" in node:
-            produces = document.data.get("produces") or ["application/json"]
-            media_type = str(produces[0])
+            produces = (
+                op.definition.get("produces")
+                or document.data.get("produces")
+                or ["application/json"]
+            )
+            media_type = next(
+                (str(m) for m in produces if _is_json(str(m).lower())), str(produces[0])
+            )
             body = _schema(converter, Ref(node["schema"], response.uri), "response")
     else:
         content = node.get("content") or {}

@@ -119,6 +119,12 @@ def _problem(status: int, title: str, detail: str = "", **extra: Any) -> Respond
     return Respond(status, _PROBLEM, dumps(body))
 
 
+def _content_type(spec: ResponseSpec | None, *, problem: bool = False) -> Headers:
+    if spec is not None and spec.media_type:
+        return (("content-type", spec.media_type),)
+    return _PROBLEM if problem else _JSON
+
+
 def _client_host(client: str) -> str:
     host, _, port = client.rpartition(":")
     return host if host and port.isdigit() else client
@@ -179,6 +185,7 @@ class ProviderEngine:
             else None
         )
         self._meta: dict[int, _Meta] = {}
+        self._header_cache: dict[int, Headers] = {}
         self._started = time.monotonic()
 
     # --- routing -------------------------------------------------------------------------
@@ -327,21 +334,13 @@ class ProviderEngine:
             )
             if violations:
                 meta.violations = tuple(str(v) for v in violations)
-                status = (
-                    415
-                    if any(v.location == "header" and v.name == "content-type" for v in violations)
-                    else (
-                        422
-                        if all(v.location == "body" for v in violations) and body is not None
-                        else 400
-                    )
-                )
-                return _problem(
-                    status,
-                    "Request validation failed",
-                    f"{len(violations)} problem(s) with the request",
-                    errors=[v.as_dict() for v in violations],
-                )
+                if any(v.location == "header" and v.name == "content-type" for v in violations):
+                    status = 415
+                elif all(v.location == "body" for v in violations) and body is not None:
+                    status = 422
+                else:
+                    status = 400
+                return self._reject(op, status, violations)
         elif request.body:
             try:
                 body = json.loads(request.body)
@@ -352,13 +351,50 @@ class ProviderEngine:
             query = parse_qs(request.query, keep_blank_values=True) if request.query else {}
             stored = self.store.answer(op, params, query, body, client)
             if stored is not None:
-                headers_out = _JSON if stored.body is not None else ()
+                headers_out = _content_type(stored.spec) if stored.body is not None else ()
                 return Respond(
                     stored.status,
                     headers_out + self._doc_headers(stored.spec) + rate_headers,
                     b"" if stored.body is None else dumps(stored.body),
                 )
         return self._generated(op, rate_headers)
+
+    def _reject(self, op: CompiledOperation, status: int, violations: list[Violation]) -> Respond:
+        """A 4xx for an invalid request, shaped like the error response the operation documents
+        (its status, media type and body schema) when it documents one; problem+json otherwise."""
+        detail = "; ".join(str(v) for v in violations[:5])
+        problem: dict[str, Any] = {
+            "type": "about:blank",
+            "title": "Request validation failed",
+            "status": status,
+            "detail": detail,
+            "errors": [v.as_dict() for v in violations],
+        }
+        spec = op.rejection(status, path_only=all(v.location == "path" for v in violations))
+        if spec is None:
+            return Respond(status, _PROBLEM, dumps(problem))
+        code = spec.status if spec.status else status
+        problem["status"] = code
+        if spec.body is None:
+            return Respond(code, (), b"")
+        body: Any = problem
+        if not spec.body.is_valid(problem):
+            body = spec.body.generator.static()
+            if isinstance(body, dict):
+                for key in (
+                    "message",
+                    "detail",
+                    "error_description",
+                    "description",
+                    "title",
+                    "error",
+                ):
+                    if isinstance(body.get(key), str):
+                        trial = {**body, key: f"Request validation failed: {detail}"}
+                        if spec.body.is_valid(trial):
+                            body = trial
+                            break
+        return Respond(code, _content_type(spec, problem=True), dumps(body))
 
     def _generated(self, op: CompiledOperation, rate_headers: Headers) -> Respond:
         cached = self._static_bodies.get(op.operation_id)
@@ -395,17 +431,33 @@ class ProviderEngine:
         return spec.status, dumps(value), (("content-type", media), *self._doc_headers(spec))
 
     def _doc_headers(self, spec: ResponseSpec | None) -> Headers:
-        """Values for the response headers the document marks required (rate-limit ones excepted)."""
-        if spec is None or not spec.required_headers:
+        """Values for the headers a response documents: all of them for redirects, the required
+        ones otherwise. Rate-limit headers are the limiter's to set. Computed once per response."""
+        if spec is None or not spec.headers:
             return ()
+        cached = self._header_cache.get(id(spec))
+        if cached is not None:
+            return cached
+        wanted = (
+            spec.headers
+            if 300 <= spec.status < 400
+            else {n.lower(): spec.headers.get(n.lower()) for n in spec.required_headers}
+        )
         out: list[tuple[str, str]] = []
-        for name in spec.required_headers:
-            schema = spec.headers.get(name.lower())
+        for name, schema in wanted.items():
+            if (
+                name.startswith(("ratelimit", "x-ratelimit", "retry-after"))
+                and self.limiter is not None
+            ):
+                continue
             value = schema.generator.static() if schema is not None else "value"
-            out.append(
-                (name.lower(), str(value).lower() if isinstance(value, bool) else str(value))
-            )
-        return tuple(out)
+            if name == "location" and (
+                schema is None or not isinstance(value, str) or not value.startswith(("/", "http"))
+            ):
+                value = "https://example.com/"
+            out.append((name, str(value).lower() if isinstance(value, bool) else str(value)))
+        headers = self._header_cache[id(spec)] = tuple(out)
+        return headers
 
     def _shape(self, rule: FaultRule, op: CompiledOperation, action: Respond) -> Action:
         fault = rule.action

@@ -77,9 +77,9 @@ def _record_schema(body: CompiledSchema) -> tuple[CompiledSchema, str | None] | 
     return CompiledSchema({**items, "$defs": defs}), chosen
 
 
-def _id_field(record: CompiledSchema, key_param: str | None) -> tuple[str | None, str]:
-    """The record property that carries its id, and the kind of id to mint."""
-    node = record.schema
+def _property_schemas(schema: CompiledSchema) -> dict[str, Any]:
+    """Top-level property schemas (through ``$ref`` and ``allOf``), references resolved."""
+    node = schema.schema
     defs = node.get("$defs", {})
     props: dict[str, Any] = {}
     stack = [node]
@@ -88,8 +88,28 @@ def _id_field(record: CompiledSchema, key_param: str | None) -> tuple[str | None
         while isinstance(current, dict) and "$ref" in current:
             current = defs.get(str(current["$ref"]).rsplit("/", 1)[-1], {})
         if isinstance(current, dict):
-            props.update(current.get("properties", {}))
+            for name, prop in current.get("properties", {}).items():
+                while isinstance(prop, dict) and "$ref" in prop:
+                    prop = defs.get(str(prop["$ref"]).rsplit("/", 1)[-1], {})
+                props.setdefault(name, prop)
             stack.extend(current.get("allOf", []))
+    return props
+
+
+def _write_only(schema: CompiledSchema | None) -> frozenset[str]:
+    """Properties a provider accepts but never returns (passwords, keys)."""
+    if schema is None:
+        return frozenset()
+    return frozenset(
+        n
+        for n, p in _property_schemas(schema).items()
+        if isinstance(p, dict) and p.get("writeOnly") is True
+    )
+
+
+def _id_field(record: CompiledSchema, key_param: str | None) -> tuple[str | None, str]:
+    """The record property that carries its id, and the kind of id to mint."""
+    props = _property_schemas(record)
     candidates = ["id"]
     if key_param:
         snake = re.sub(r"(?<!^)(?=[A-Z])", "_", key_param).lower()
@@ -99,8 +119,6 @@ def _id_field(record: CompiledSchema, key_param: str | None) -> tuple[str | None
     if name is None:
         return None, "integer"
     prop = props[name]
-    while isinstance(prop, dict) and "$ref" in prop:
-        prop = defs.get(str(prop["$ref"]).rsplit("/", 1)[-1], {})
     kind = prop.get("type") if isinstance(prop, dict) else None
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
@@ -117,6 +135,34 @@ class _Collection:
     id_field: str | None
     id_kind: str
 
+    @property
+    def id_schema(self) -> CompiledSchema | None:
+        """The id property's own schema, to mint ids that satisfy its pattern or format."""
+        if self.record is None or self.id_field is None:
+            return None
+        prop = _property_schemas(self.record).get(self.id_field)
+        if not isinstance(prop, dict):
+            return None
+        return CompiledSchema({**prop, "$defs": self.record.schema.get("$defs", {})})
+
+    @property
+    def hidden(self) -> frozenset[str]:
+        return _write_only(self.record)
+
+
+def _fit(spec: ResponseSpec | None, record: Any) -> Any:
+    """``record`` as this response documents it: as is, inside the documented envelope
+    (``{"ticket": ...}``, ``{"data": ...}``), or - if neither fits - a generated body."""
+    if spec is None or spec.body is None or spec.body.is_valid(record):
+        return record
+    wrapper = spec.body.generator.static()
+    if isinstance(wrapper, dict):
+        for name in list(wrapper):
+            trial = {**wrapper, name: record}
+            if spec.body.is_valid(trial):
+                return trial
+    return wrapper
+
 
 class ResourceStore:
     """Stateful answers for the operations whose meaning the document's paths make clear."""
@@ -129,6 +175,7 @@ class ResourceStore:
         self._collections: dict[str, _Collection] = {}
         self._data: dict[tuple[str, str], dict[str, Any]] = {}
         self._counters: dict[tuple[str, str], int] = {}
+        self._id_schemas: dict[str, CompiledSchema | None] = {}
         for op in operations:
             template, key_param = _collection_of(op.path)
             success = op.success()
@@ -188,6 +235,18 @@ class ResourceStore:
         return None
 
     def _mint(self, coll: _Collection, index: int) -> Any:
+        value = self._plain_id(coll, index)
+        id_schema = self._id_schemas.get(coll.template)
+        if id_schema is None and coll.template not in self._id_schemas:
+            id_schema = self._id_schemas[coll.template] = coll.id_schema
+        if id_schema is not None and not id_schema.is_valid(value):
+            # The id has a shape of its own (``cus_`` + 14 characters): generate one, per index.
+            value = id_schema.generator.varied(
+                zlib.crc32(f"{self._seed}:{coll.template}:id:{index}".encode())
+            )
+        return value
+
+    def _plain_id(self, coll: _Collection, index: int) -> Any:
         if coll.id_kind == "integer":
             return index
         if coll.id_kind == "uuid":
@@ -211,7 +270,12 @@ class ResourceStore:
                         record[coll.id_field] = self._mint(coll, index)
                         if not coll.record.is_valid(record):
                             continue
-                    records[str(index)] = record
+                    record_id = (
+                        record.get(coll.id_field, index)
+                        if isinstance(record, dict) and coll.id_field
+                        else index
+                    )
+                    records[str(record_id)] = record
             self._data[key] = records
             self._counters[key] = self._records
         return self._data[key]
@@ -239,15 +303,22 @@ class ResourceStore:
                 return self._create(op, coll, client, collection, records, body)
             return None
         key = params.get(key_param, "")
+        hidden = coll.hidden
         if method == "GET":
             if key in records:
-                return StoredResponse(self._status(op), copy.deepcopy(records[key]), op.success())
+                spec = op.success()
+                return StoredResponse(
+                    self._status(op), _fit(spec, _without(records[key], hidden)), spec
+                )
             return self._not_found(op)
         if method == "DELETE":
-            if records.pop(key, None) is None:
+            removed = records.pop(key, None)
+            if removed is None:
                 return self._not_found(op)
             success = op.success((204, 200, 202))
-            return StoredResponse(success.status if success else 204, None, success)
+            if success is None or success.body is None:
+                return StoredResponse(success.status if success else 204, None, success)
+            return StoredResponse(success.status, _fit(success, _without(removed, hidden)), success)
         if method in ("PUT", "PATCH"):
             if method == "PATCH":
                 if key not in records:
@@ -263,10 +334,7 @@ class ResourceStore:
             records[key] = copy.deepcopy(merged)
             status = 201 if created and 201 in op.responses else self._status(op)
             spec = op.responses.get(status) or op.success()
-            reply = merged
-            if spec is not None and spec.body is not None and not spec.body.is_valid(reply):
-                reply = spec.body.generator.static()
-            return StoredResponse(status, copy.deepcopy(reply), spec)
+            return StoredResponse(status, _fit(spec, _without(merged, hidden)), spec)
         return None
 
     @staticmethod
@@ -307,27 +375,33 @@ class ResourceStore:
         key = (client, collection)
         self._counters[key] = self._counters.get(key, 0) + 1
         index = self._counters[key]
-        record = spec.body.generator.varied(
+        # The stored record has the collection's record shape (what lists and item GETs
+        # return); the reply wraps it the way this operation documents.
+        shape = coll.record if coll.record is not None else spec.body
+        hidden = coll.hidden | _write_only(spec.body)
+        record = shape.generator.varied(
             zlib.crc32(f"{self._seed}:{collection}:new:{index}".encode())
         )
         if isinstance(record, dict) and isinstance(body, dict):
+            known = _properties(shape)
             candidate = {
                 **record,
-                **{k: v for k, v in body.items() if k in record or k in _properties(spec.body)},
+                **{
+                    k: v for k, v in body.items() if (k in record or k in known) and k not in hidden
+                },
             }
-            if spec.body.is_valid(candidate):
+            if shape.is_valid(candidate):
                 record = candidate
         if isinstance(record, dict) and coll.id_field is not None:
             record[coll.id_field] = self._mint(coll, index)
-            if not spec.body.is_valid(record):
-                record.pop(coll.id_field, None)
+        record = _without(record, hidden)
         record_key = (
             str(record.get(coll.id_field, index))
             if isinstance(record, dict) and coll.id_field
             else str(index)
         )
         records[record_key] = copy.deepcopy(record)
-        return StoredResponse(spec.status, record, spec)
+        return StoredResponse(spec.status, _fit(spec, record), spec)
 
     def _list(
         self, op: CompiledOperation, records: dict[str, Any], query: dict[str, list[str]]
@@ -371,6 +445,13 @@ class ResourceStore:
         if not spec.body.is_valid(wrapper):
             wrapper = _clip(spec.body, wrapper)
         return StoredResponse(spec.status, wrapper, spec)
+
+
+def _without(record: Any, hidden: frozenset[str]) -> Any:
+    """A deep copy of ``record`` without the write-only fields a provider never returns."""
+    if isinstance(record, dict) and hidden:
+        return {k: copy.deepcopy(v) for k, v in record.items() if k not in hidden}
+    return copy.deepcopy(record)
 
 
 def _properties(schema: CompiledSchema) -> set[str]:
