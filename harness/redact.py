@@ -149,6 +149,9 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+_MEMO_LIMIT = 4096
+
+
 @dataclass(frozen=True)
 class Redactor:
     """Replaces credentials by :data:`REDACTED`; immutable and therefore thread-safe.
@@ -169,6 +172,15 @@ class Redactor:
     _key_probe: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
     # Written from several threads without a lock: a lost write only costs a recomputation.
     _key_cache: dict[str, bool] = field(init=False, repr=False, compare=False, default_factory=dict)
+    # Memos for values that repeat across a run (paths, header sets, static bodies): same
+    # thread-safety argument; bounded by clearing when full.
+    _text_memo: dict[str, str] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _header_memo: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _body_memo: dict[tuple[str, str | None], str] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         kept = frozenset(s for s in self.secrets if len(s) >= MIN_SECRET_LENGTH)
@@ -254,6 +266,17 @@ class Redactor:
         pattern = self._pattern
         if pattern is None or not s:
             return s
+        memo = self._text_memo
+        known = memo.get(s)
+        if known is not None:
+            return known
+        result = self._scrub(s, pattern)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[s] = result
+        return result
+
+    def _scrub(self, s: str, pattern: re.Pattern[str]) -> str:
         # Substring scans are far cheaper than the alternation regex; most text holds no secret.
         if not any(form in s for form in self._kinds):
             return s
@@ -282,6 +305,18 @@ class Redactor:
         ``Authorization: Bearer abc`` keeps its scheme (``Bearer [REDACTED]``): which scheme the
         client used is evidence; the credential is not.
         """
+        key = pairs if isinstance(pairs, tuple) else tuple(pairs)
+        memo = self._header_memo
+        known = memo.get(key)
+        if known is not None:
+            return known
+        result = self._headers(key)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = result
+        return result
+
+    def _headers(self, pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
         out: list[tuple[str, str]] = []
         for name, value in pairs:
             if self.is_sensitive_header(name):
@@ -331,6 +366,18 @@ class Redactor:
         s = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if not s:
             return s
+        memo = self._body_memo
+        key = (s, content_type)
+        known = memo.get(key)
+        if known is not None:
+            return known
+        result = self._body(s, content_type)
+        if len(memo) >= _MEMO_LIMIT:
+            memo.clear()
+        memo[key] = result
+        return result
+
+    def _body(self, s: str, content_type: str | None) -> str:
         media = _media_type(content_type)
         looks_json = media == "application/json" or media.endswith("+json")
         if not media and s.lstrip()[:1] in ("{", "["):

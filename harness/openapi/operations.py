@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 import jsonschema
 import jsonschema_rs
@@ -503,11 +504,15 @@ def _group(name: str) -> str:
     return "p_" + re.sub(r"\W", "_", name)
 
 
-def path_params(compiled: CompiledOperation, match: re.Match[str]) -> dict[str, str]:
-    from urllib.parse import unquote
+@lru_cache(maxsize=4096)
+def _group_names(path: str) -> dict[str, str]:
+    return {_group(p): p for p in _PARAM.findall(path)}
 
-    names = {_group(p): p for p in _PARAM.findall(compiled.path)}
-    return {names[g]: unquote(v) for g, v in match.groupdict().items()}
+
+def path_params(compiled: CompiledOperation, match: re.Match[str]) -> dict[str, str]:
+    """Path parameter values by their document names, percent-decoded."""
+    names = _group_names(compiled.path)
+    return {names[g]: unquote(v) if "%" in v else v for g, v in match.groupdict().items()}
 
 
 def _response_spec(

@@ -10,12 +10,15 @@ so each transition is atomic without locks.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import uuid
 import zlib
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from harness.openapi.operations import CompiledOperation, CompiledSchema, ResponseSpec
 
@@ -135,7 +138,7 @@ class _Collection:
     id_field: str | None
     id_kind: str
 
-    @property
+    @functools.cached_property
     def id_schema(self) -> CompiledSchema | None:
         """The id property's own schema, to mint ids that satisfy its pattern or format."""
         if self.record is None or self.id_field is None:
@@ -145,7 +148,7 @@ class _Collection:
             return None
         return CompiledSchema({**prop, "$defs": self.record.schema.get("$defs", {})})
 
-    @property
+    @functools.cached_property
     def hidden(self) -> frozenset[str]:
         return _write_only(self.record)
 
@@ -175,7 +178,7 @@ class ResourceStore:
         self._collections: dict[str, _Collection] = {}
         self._data: dict[tuple[str, str], dict[str, Any]] = {}
         self._counters: dict[tuple[str, str], int] = {}
-        self._id_schemas: dict[str, CompiledSchema | None] = {}
+        self._names: dict[int, tuple[set[str], frozenset[str]]] = {}
         for op in operations:
             template, key_param = _collection_of(op.path)
             success = op.success()
@@ -236,9 +239,7 @@ class ResourceStore:
 
     def _mint(self, coll: _Collection, index: int) -> Any:
         value = self._plain_id(coll, index)
-        id_schema = self._id_schemas.get(coll.template)
-        if id_schema is None and coll.template not in self._id_schemas:
-            id_schema = self._id_schemas[coll.template] = coll.id_schema
+        id_schema = coll.id_schema
         if id_schema is not None and not id_schema.is_valid(value):
             # The id has a shape of its own (``cus_`` + 14 characters): generate one, per index.
             value = id_schema.generator.varied(
@@ -337,6 +338,16 @@ class ResourceStore:
             return StoredResponse(status, _fit(spec, _without(merged, hidden)), spec)
         return None
 
+    def _schema_names(
+        self, shape: CompiledSchema, reply: CompiledSchema
+    ) -> tuple[set[str], frozenset[str]]:
+        """(property names of ``shape``, write-only names of ``reply``), computed once each."""
+        key = id(shape) ^ (id(reply) << 1)
+        cached = self._names.get(key)
+        if cached is None:
+            cached = self._names[key] = (_properties(shape), _write_only(reply))
+        return cached
+
     @staticmethod
     def _status(op: CompiledOperation) -> int:
         success = op.success()
@@ -378,12 +389,12 @@ class ResourceStore:
         # The stored record has the collection's record shape (what lists and item GETs
         # return); the reply wraps it the way this operation documents.
         shape = coll.record if coll.record is not None else spec.body
-        hidden = coll.hidden | _write_only(spec.body)
+        known, reply_hidden = self._schema_names(shape, spec.body)
+        hidden = coll.hidden | reply_hidden
         record = shape.generator.varied(
             zlib.crc32(f"{self._seed}:{collection}:new:{index}".encode())
         )
         if isinstance(record, dict) and isinstance(body, dict):
-            known = _properties(shape)
             candidate = {
                 **record,
                 **{
@@ -448,10 +459,11 @@ class ResourceStore:
 
 
 def _without(record: Any, hidden: frozenset[str]) -> Any:
-    """A deep copy of ``record`` without the write-only fields a provider never returns."""
+    """``record`` without the write-only fields a provider never returns. Not a copy: the
+    engine serialises replies at once, and stores copies of what it is given."""
     if isinstance(record, dict) and hidden:
-        return {k: copy.deepcopy(v) for k, v in record.items() if k not in hidden}
-    return copy.deepcopy(record)
+        return {k: v for k, v in record.items() if k not in hidden}
+    return record
 
 
 def _properties(schema: CompiledSchema) -> set[str]:
@@ -514,5 +526,9 @@ def _paging(
 
 
 def dumps(value: Any) -> bytes:
-    """JSON bytes as the engine sends them (compact, UTF-8)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    """JSON bytes as the engine sends them (compact, UTF-8; orjson for speed). Integers beyond
+    64 bits (which orjson refuses) fall back to the json module."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
+import orjson
+
 from harness.problems import InputError, Problem
 from harness.provider.messages import Action, Headers, Outcome, Request, Respond
 from harness.redact import Redactor
@@ -95,10 +97,14 @@ class TrafficRecord:
         return data
 
     def to_json(self) -> str:
-        """One compact ASCII JSON line, without the newline."""
-        # The instance dict holds exactly the fields; json writes tuples as arrays. Skipping
-        # to_dict() halves the cost of the hottest line in the engine.
-        return _ENCODER.encode(self.__dict__)
+        """One compact JSON line, without the newline."""
+        return self.to_json_bytes().decode("utf-8")
+
+    def to_json_bytes(self) -> bytes:
+        """The JSON line as UTF-8 bytes: what the log writes. orjson, because this is the
+        hottest line of a load run (about 2 µs against about 10 µs for the json module)."""
+        # The instance dict holds exactly the fields; tuples become arrays.
+        return orjson.dumps(self.__dict__)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrafficRecord:
@@ -186,7 +192,6 @@ class TrafficRecord:
 
 
 _FIELDS = dataclasses.fields(TrafficRecord)
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
 _FIELD_NAMES = frozenset(f.name for f in _FIELDS)
 
 
@@ -347,7 +352,7 @@ class TrafficLog:
                 for i, (r, fields) in enumerate(changes)
             ]
             if self._file is not None:
-                data = "".join(r.to_json() + "\n" for r in stored).encode("ascii")
+                data = b"".join(r.to_json_bytes() + b"\n" for r in stored)
                 view = memoryview(data)
                 while view:
                     written = self._file.write(view)
