@@ -102,17 +102,10 @@ EXPECTED_OPERATIONS = {
 # shows up as an XPASS that asks for the marker to go). Fixed so far: store media types, item
 # envelopes, DELETE bodies, writeOnly echoes, ids with a pattern, form coercion, Swagger
 # operation-level produces, redirect/default-only operations, minProperties maps, documented
-# rejections, request formats, Swagger formData validation.
-BUG_DISCRIMINATOR = (
-    "engine bug: generated objects ignore the discriminator: Swagger 2.0 event_type must name "
-    "AuditEvent/CommentEvent/StatusChangeEvent, the engine sends 'string' (generated) or random "
-    "text (seeded records)"
-)
+# rejections, request formats, Swagger formData validation, discriminators (both styles).
 
 # (document file name, operationId, the modes it fails in, why).
-KNOWN_BUGS: list[tuple[str, str, tuple[str, ...], str]] = [
-    ("helpdesk-swagger2.yaml", "listTicketAudits", MODES, BUG_DISCRIMINATOR),
-]
+KNOWN_BUGS: list[tuple[str, str, tuple[str, ...], str]] = []
 
 
 def _known_bug(document: str, operation_id: str, mode: str) -> str | None:
