@@ -7,6 +7,7 @@ harness error, 130 interrupted. Bad input is reported one line per problem as
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -255,8 +256,6 @@ def simulate(
     Responses conform to the document; auth, rate limits and the fault plan follow the spec.
     The admin API lives under /__harness/ (faults, traffic, openapi.json, reset, state, auth).
     """
-    import signal
-    import threading
 
     from harness.project import load_project
     from harness.provider.api import simulate as start
@@ -289,13 +288,7 @@ def simulate(
             else:
                 click.echo(f"  {var}: taken from your environment")
         click.echo(f"  admin: {running.url}/__harness/traffic  (Ctrl-C to stop)")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        _wait_for_stop()
         click.echo(f"stopped after {running.traffic.count} requests", err=True)
         if export_to is not None:
             from harness.provider.cassettes import export_cassette
@@ -397,6 +390,9 @@ def _wait_for_stop() -> None:
     import signal
     import threading
 
+    # Everything built so far (documents, compiled schemas) lives as long as the server: keep
+    # it out of the collector's sight so collections stay short under load.
+    gc.freeze()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

@@ -32,6 +32,7 @@ from typing import Literal
 from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from harness.provider.messages import Headers, Request, Respond
+from harness.redact import SIMULATED_TOKEN_PREFIX
 from harness.spec.model import Authentication
 
 DEFAULT_TOKEN_TTL_SECONDS = 3600.0
@@ -339,7 +340,7 @@ class AuthEmulator:
         self._forget_old(now)
         self._numbers += 1
         ttl = self.token_ttl_seconds
-        access = secrets.token_urlsafe(32)
+        access = SIMULATED_TOKEN_PREFIX + secrets.token_urlsafe(32)
         self._access[access] = _Token(self._numbers, client_id, now + ttl)
         self._issued[grant] += 1
         # expires_in is whole seconds per RFC 6749; round down so clients renew early, not late.
@@ -350,7 +351,7 @@ class AuthEmulator:
         }
         issued = [access]
         if self.refresh_tokens:
-            refresh = secrets.token_urlsafe(32)
+            refresh = SIMULATED_TOKEN_PREFIX + secrets.token_urlsafe(32)
             self._refresh[refresh] = _Token(self._numbers, client_id, math.inf)
             body["refresh_token"] = refresh
             issued.append(refresh)

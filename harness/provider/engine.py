@@ -174,7 +174,6 @@ class ProviderEngine:
                 auth,
                 dict(options.credentials),
                 token_ttl_seconds=options.token_ttl_seconds,
-                on_token_issued=lambda token: traffic.add_secrets([token]),
             )
         limits = options.rate_limits if options.side == "provider" else None
         self.limiter = RateLimiter(limits) if limits is not None else None

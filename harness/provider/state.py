@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import json
 import re
 import uuid
@@ -179,6 +180,9 @@ class ResourceStore:
         self._data: dict[tuple[str, str], dict[str, Any]] = {}
         self._counters: dict[tuple[str, str], int] = {}
         self._names: dict[int, tuple[set[str], frozenset[str]]] = {}
+        self._shapes: dict[int, tuple[str | None, dict[str, Any]] | None] = {}
+        self._next_may_be_null: dict[int, bool] = {}
+        self._bases: dict[int, Any] = {}
         for op in operations:
             template, key_param = _collection_of(op.path)
             success = op.success()
@@ -420,25 +424,26 @@ class ResourceStore:
         spec = op.success()
         if spec is None or spec.body is None:
             return None
-        found = _record_schema(spec.body)
-        if found is None:
+        shape = self._list_shape(op, spec.body)
+        if shape is None:
             return None
-        _record, holder = found
-        everything = list(records.values())
-        page, size, offset = _paging(op, query, len(everything))
+        holder, wrapper_template = shape
+        total = len(records)
+        page, size, offset = _paging(op, query, total)
         start = offset if offset is not None else (page - 1) * size
-        chunk = copy.deepcopy(everything[start : start + size])
-        more = start + size < len(everything)
+        start = max(0, start)
+        # References, not copies: the engine serialises the page at once.
+        chunk = list(
+            itertools.islice(records.values(), min(start, total), min(start + size, total))
+        )
+        more = start + size < total
         if holder is None:
             return StoredResponse(spec.status, chunk, spec)
-        wrapper = spec.body.generator.static()
-        if not isinstance(wrapper, dict):
-            return None
+        wrapper = dict(wrapper_template)
         wrapper[holder] = chunk
-        required = _required(spec.body)
-        for name in list(wrapper):
+        for name in wrapper_template:
             if name in _TOTAL:
-                wrapper[name] = len(everything)
+                wrapper[name] = total
             elif name in _PAGE:
                 wrapper[name] = page
             elif name in _SIZE:
@@ -449,13 +454,39 @@ class ResourceStore:
                 wrapper[name] = more
             elif name in _NEXT:
                 wrapper[name] = page + 1 if more else None
-        if not spec.body.is_valid(wrapper):
+        if not more and not self._next_may_be_null.get(id(op), True):
             for name in _NEXT:
-                if name in wrapper and wrapper[name] is None and name not in required:
-                    del wrapper[name]
+                wrapper.pop(name, None)
         if not spec.body.is_valid(wrapper):
             wrapper = _clip(spec.body, wrapper)
         return StoredResponse(spec.status, wrapper, spec)
+
+    def _list_shape(
+        self, op: CompiledOperation, body: CompiledSchema
+    ) -> tuple[str | None, dict[str, Any]] | None:
+        """(the property holding the records, a template of the wrapper), worked out once per
+        operation: the schema walk and the wrapper generation are the costly part of a list."""
+        key = id(op)
+        if key in self._shapes:
+            return self._shapes[key]
+        found = _record_schema(body)
+        shape: tuple[str | None, dict[str, Any]] | None = None
+        if found is not None:
+            holder = found[1]
+            template = body.generator.static() if holder is not None else {}
+            if isinstance(template, dict):
+                shape = (holder, template)
+                probe = dict(template)
+                required = _required(body)
+                nexts = [n for n in _NEXT if n in probe]
+                for name in nexts:
+                    probe[name] = None
+                # May a last page say "next_page: null", or must it leave the key out?
+                self._next_may_be_null[key] = (
+                    not nexts or body.is_valid(probe) or any(n in required for n in nexts)
+                )
+        self._shapes[key] = shape
+        return shape
 
 
 def _without(record: Any, hidden: frozenset[str]) -> Any:
