@@ -21,7 +21,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
-from harness.problems import InputError, Problem, format_path
+from harness.problems import InputError, PathPart, Problem
 from harness.provider.messages import Headers, Respond
+from harness.schema_errors import describe, located_problems
 from harness.yamlsource import SourceMap, load_file, parse_text
 
 Side = Literal["provider", "destination"]
@@ -380,7 +380,7 @@ def parse_fault_plan(data: Any, source: SourceMap | None = None) -> FaultPlan:
     """Validate already-parsed plan data and build the model; ``InputError`` on any problem."""
     source = source if source is not None else SourceMap("<fault plan>", {(): 1})
     if not isinstance(data, dict):
-        got = "an empty document" if data is None else _describe(data)
+        got = "an empty document" if data is None else describe(data)
         raise InputError([source.problem([], f"expected a mapping with a 'rules' list, got {got}")])
     problems = schema_problems(data, source)
     if problems:
@@ -525,16 +525,6 @@ def _consistency_problems(data: dict[str, Any], source: SourceMap) -> list[Probl
 
 # ---- schema errors, worded for humans -----------------------------------------------------
 
-_JSON_TYPES = {
-    dict: "a mapping",
-    list: "a list",
-    str: "a string",
-    bool: "a boolean",
-    int: "an integer",
-    float: "a number",
-    type(None): "empty (null)",
-}
-
 
 _SCHEMA_TYPES = {
     "object": "a mapping",
@@ -546,95 +536,13 @@ _SCHEMA_TYPES = {
 }
 
 
-def _describe(value: Any) -> str:
-    return _JSON_TYPES.get(type(value), type(value).__name__)
-
-
 def schema_problems(data: Any, source: SourceMap) -> list[Problem]:
     """Every schema violation in ``data``, one located ``Problem`` each, in file order."""
-    problems: set[Problem] = set()
-    for error in _validator().iter_errors(data):
-        problems.update(_explain(error, source))
-    return sorted(problems, key=lambda p: (p.line or 0, p.path, p.message))
+    return located_problems(
+        _validator().iter_errors(data), source, type_names=_SCHEMA_TYPES, choice_noun=_choice_noun
+    )
 
 
-def _explain(error: ValidationError, source: SourceMap) -> Iterator[Problem]:
-    path: list[str | int] = list(error.absolute_path)
-    kind = str(error.validator)
-    value: Any = error.validator_value
-    instance: Any = error.instance
-    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
-
-    if kind == "additionalProperties" and value is False and isinstance(instance, dict):
-        known = sorted(schema.get("properties", {}))
-        for key in sorted(set(instance) - set(known)):
-            hint = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            message = f"unknown key '{key}'"
-            message += f" (did you mean '{hint[0]}'?)" if hint else f"; allowed: {', '.join(known)}"
-            yield source.problem([*path, key], message)
-        return
-    if kind == "required" and isinstance(instance, dict):
-        for key in value:
-            if key not in instance:
-                # The key has no line of its own: locate it at its parent mapping.
-                yield Problem(
-                    source.file,
-                    source.line_of(path),
-                    format_path([*path, key]),
-                    "required but missing",
-                )
-        return
-    if kind == "dependentRequired" and isinstance(instance, dict):
-        for key, needs in value.items():
-            if key in instance and any(need not in instance for need in needs):
-                yield source.problem([*path, key], f"only allowed together with {', '.join(needs)}")
-        return
-    if kind == "oneOf" and all(isinstance(s, dict) and set(s) == {"required"} for s in value):
-        if not isinstance(instance, dict):
-            return  # not a mapping at all: the "type" error says so
-        options = [s["required"][0] for s in value]
-        present = [key for key in options if key in instance]
-        what = "action" if path and path[-1] == "action" else "condition"
-        message = f"give exactly one {what} of: {', '.join(options)}"
-        if present:
-            message = f"give exactly one {what}, not {len(present)}: {', '.join(present)}"
-        yield source.problem(path, message)
-        return
-    if kind in ("anyOf", "oneOf"):
-        deeper = [e for e in error.context or () if len(e.absolute_path) > len(path)]
-        if deeper:
-            yield from _explain(max(deeper, key=lambda e: len(e.absolute_path)), source)
-        else:
-            yield source.problem(path, str(schema.get("x-hint", error.message)))
-        return
-    yield source.problem(path, _message(kind, value, instance, schema, error))
-
-
-def _message(
-    kind: str, value: Any, instance: Any, schema: dict[str, Any], error: ValidationError
-) -> str:
-    shown = f" (got {json.dumps(instance)})"
-    if kind == "type":
-        names = [value] if isinstance(value, str) else list(value)
-        expected = " or ".join(_SCHEMA_TYPES.get(name, name) for name in names)
-        return f"expected {expected}, got {_describe(instance)}"
-    if kind == "enum":
-        return f"must be one of: {', '.join(map(str, value))}{shown}"
-    if kind == "const":
-        return f"must be {json.dumps(value)}{shown}"
-    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
-        return f"must be {op[kind]} {value}{shown}"
-    if kind == "minLength":
-        return "must not be empty"
-    if kind == "minItems":
-        return f"needs at least {value} item{'s' if value != 1 else ''}"
-    if kind == "minProperties":
-        return f"needs at least {value} key{'s' if value != 1 else ''}"
-    if kind == "uniqueItems":
-        return f"items must be unique{shown}"
-    if kind == "pattern" and "x-hint" in schema:
-        return f"{schema['x-hint']}{shown}"
-    if kind == "pattern":
-        return f"does not match the expected form {value}{shown}"
-    return error.message
+def _choice_noun(path: list[PathPart]) -> str:
+    """A rule chooses exactly one action and at most one condition."""
+    return "action" if path and path[-1] == "action" else "condition"
