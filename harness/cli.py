@@ -25,6 +25,27 @@ if TYPE_CHECKING:
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
+# Options the serving commands (simulate, proxy) share, defined once so their help agrees.
+PORT_OPTION = click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port on 127.0.0.1 (0: any free port).",
+)
+FAULTS_OPTION = click.option(
+    "--faults",
+    "faults",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Fault plan (YAML or JSON) to apply.",
+)
+TRAFFIC_OPTION = click.option(
+    "--traffic",
+    "traffic_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the traffic log (JSON lines) here.",
+)
+
 SPEC_ARGUMENT = click.argument(
     "spec", type=click.Path(dir_okay=False, path_type=Path), metavar="SPEC"
 )
@@ -168,19 +189,8 @@ def init(directory: Path, openapi: str | None, name: str | None, force: bool) ->
 
 @cli.command(short_help="Serve the provider (or destination) of a spec, with faults.")
 @SPEC_ARGUMENT
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port on 127.0.0.1 (0: any free port).",
-)
-@click.option(
-    "--faults",
-    "faults",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Fault plan (YAML or JSON) to apply.",
-)
+@PORT_OPTION
+@FAULTS_OPTION
 @click.option(
     "--seed",
     type=int,
@@ -220,12 +230,7 @@ def init(directory: Path, openapi: str | None, name: str | None, force: bool) ->
     show_default=True,
     help="Records each collection starts with.",
 )
-@click.option(
-    "--traffic",
-    "traffic_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the traffic log (JSON lines) here.",
-)
+@TRAFFIC_OPTION
 @click.option(
     "--stateless",
     is_flag=True,
@@ -307,25 +312,9 @@ def simulate(
     required=True,
     help="The real provider (a sandbox): a host on provider.live.allowed_hosts, or loopback.",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="Port on 127.0.0.1 (0: any free port).",
-)
-@click.option(
-    "--faults",
-    "faults",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Fault plan (YAML or JSON) to apply.",
-)
-@click.option(
-    "--traffic",
-    "traffic_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the traffic log (JSON lines) here.",
-)
+@PORT_OPTION
+@FAULTS_OPTION
+@TRAFFIC_OPTION
 @click.option(
     "--timeout",
     "timeout_seconds",
