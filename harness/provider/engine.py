@@ -53,7 +53,7 @@ from harness.provider.messages import Action, Hang, Headers, Outcome, Request, R
 from harness.provider.ratelimit import RateDecision, RateLimiter
 from harness.provider.response_check import ResponseChecker
 from harness.provider.state import ResourceStore, dumps
-from harness.provider.traffic import TrafficLog, TrafficRecord
+from harness.provider.traffic import TrafficLog
 from harness.provider.upstream import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_TIMEOUT_SECONDS,
@@ -620,43 +620,41 @@ class ProviderEngine:
             else None
         )
         rate = meta.rate
-        self.traffic.append(
-            TrafficRecord(
-                side=self.options.side,
-                operation_id=meta.operation_id,
-                method=request.method,
-                path=request.path,
-                query=request.query,
-                status=status,
-                started_monotonic=request.started_monotonic,
-                ended_monotonic=ended_monotonic,
-                started_wall=request.started_wall,
-                ended_wall=ended_wall,
-                latency_ms=(ended_monotonic - request.started_monotonic) * 1000,
-                request_bytes=len(request.body),
-                response_bytes=body_sent,
-                fault=meta.fault,
-                client_id=request.client,
-                auth_identity=meta.identity,
-                rate_limit=None
-                if rate is None
-                else {
-                    "limit": rate.limit,
-                    "remaining": rate.remaining,
-                    "reset": rate.reset_seconds,
-                    "retry_after": rate.retry_after_seconds,
-                },
-                early_retry=bool(rate and rate.early_retry),
-                validation_errors=meta.violations,
-                request_headers=request.headers,
-                response_headers=response_headers,
-                request_body=request_text,
-                response_body=body_text,
-                request_body_truncated=len(request.body) > _LOG_BODY_LIMIT,
-                response_body_truncated=isinstance(action, Respond)
-                and len(action.body) > _LOG_BODY_LIMIT,
-                note=meta.note or note,
-            )
+        self.traffic.append_fields(
+            side=self.options.side,
+            operation_id=meta.operation_id,
+            method=request.method,
+            path=request.path,
+            query=request.query,
+            status=status,
+            started_monotonic=request.started_monotonic,
+            ended_monotonic=ended_monotonic,
+            started_wall=request.started_wall,
+            ended_wall=ended_wall,
+            latency_ms=(ended_monotonic - request.started_monotonic) * 1000,
+            request_bytes=len(request.body),
+            response_bytes=body_sent,
+            fault=meta.fault,
+            client_id=request.client,
+            auth_identity=meta.identity,
+            rate_limit=None
+            if rate is None
+            else {
+                "limit": rate.limit,
+                "remaining": rate.remaining,
+                "reset": rate.reset_seconds,
+                "retry_after": rate.retry_after_seconds,
+            },
+            early_retry=bool(rate and rate.early_retry),
+            validation_errors=meta.violations,
+            request_headers=request.headers,
+            response_headers=response_headers,
+            request_body=request_text,
+            response_body=body_text,
+            request_body_truncated=len(request.body) > _LOG_BODY_LIMIT,
+            response_body_truncated=isinstance(action, Respond)
+            and len(action.body) > _LOG_BODY_LIMIT,
+            note=meta.note or note,
         )
 
     # --- admin API -------------------------------------------------------------------------
