@@ -336,7 +336,7 @@ class ResourceStore:
             else:
                 merged = body
             created = key not in records
-            records[key] = copy.deepcopy(merged)
+            records[key] = _clone(merged)
             status = 201 if created and 201 in op.responses else self._status(op)
             spec = op.responses.get(status) or op.success()
             return StoredResponse(status, _fit(spec, _without(merged, hidden)), spec)
@@ -395,9 +395,12 @@ class ResourceStore:
         shape = coll.record if coll.record is not None else spec.body
         known, reply_hidden = self._schema_names(shape, spec.body)
         hidden = coll.hidden | reply_hidden
-        record = shape.generator.varied(
-            zlib.crc32(f"{self._seed}:{collection}:new:{index}".encode())
-        )
+        # A conforming base generated once per shape, overlaid with what the client sent:
+        # generating a whole new record per request cost more than the rest of the request.
+        base = self._bases.get(id(shape))
+        if base is None:
+            base = self._bases[id(shape)] = shape.generator.static()
+        record = _clone(base)
         if isinstance(record, dict) and isinstance(body, dict):
             candidate = {
                 **record,
@@ -415,7 +418,7 @@ class ResourceStore:
             if isinstance(record, dict) and coll.id_field
             else str(index)
         )
-        records[record_key] = copy.deepcopy(record)
+        records[record_key] = _clone(record)
         return StoredResponse(spec.status, _fit(spec, record), spec)
 
     def _list(
@@ -487,6 +490,14 @@ class ResourceStore:
                 )
         self._shapes[key] = shape
         return shape
+
+
+def _clone(value: Any) -> Any:
+    """A deep copy of JSON data; an orjson round trip is several times faster than deepcopy."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:  # integers beyond 64 bits
+        return copy.deepcopy(value)
 
 
 def _without(record: Any, hidden: frozenset[str]) -> Any:
