@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 from harness.openapi.document import OpenAPIDocument
@@ -37,6 +37,7 @@ from harness.redact import Redactor
 from harness.spec.secrets import env_name
 
 Side = Literal["provider", "destination"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ class RunningProvider:
     def records(self, since_seq: int = 0) -> list[TrafficRecord]:
         return self.traffic.records(since_seq)
 
-    def call(self, function):  # type: ignore[no-untyped-def]
+    def call(self, function: Callable[[ProviderEngine], T]) -> T:
         """Run ``function(engine)`` on the server thread (the safe way to change engine state)."""
         return self.server.call(lambda: function(self.engine))
 
@@ -314,7 +315,6 @@ __all__ = [
     "SimulatedCredentials",
     "check_upstream",
     "proxy",
-    "replace",
     "serve",
     "simulate",
     "simulation_credentials",
