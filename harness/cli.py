@@ -237,6 +237,11 @@ def init(directory: Path, openapi: str | None, name: str | None, force: bool) ->
     help="Answer every request from the document alone (no stored state).",
 )
 @click.option(
+    "--varied",
+    is_flag=True,
+    help="Generate varied values from --seed instead of the document's examples (Prism order).",
+)
+@click.option(
     "--export-cassette",
     "export_to",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -253,6 +258,7 @@ def simulate(
     records: int,
     traffic_path: Path | None,
     stateless: bool,
+    varied: bool,
     export_to: Path | None,
     upstream: str | None,
 ) -> None:
@@ -279,6 +285,7 @@ def simulate(
         traffic_path=traffic_path,
         port=port,
         stateful=not stateless,
+        varied=varied,
         upstream=upstream,
     ) as running:
         click.echo(f"{side} of {project.spec.spec.name}: {running.url}")

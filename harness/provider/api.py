@@ -173,8 +173,12 @@ def simulate(
     stateful: bool = True,
     validate_requests: bool = True,
     upstream: str | None = None,
+    varied: bool = False,
 ) -> Iterator[RunningProvider]:
     """Simulate the project's provider (or destination) as its spec and documents describe it.
+
+    ``varied`` answers operations the store does not answer with values generated from
+    ``seed`` instead of the document's examples (same seed, same values).
 
     With cassettes and ``on_miss="passthrough"``, requests no cassette recorded are forwarded to
     ``upstream`` (an allowed host, see :func:`check_upstream`) and its answers logged.
@@ -215,6 +219,7 @@ def simulate(
         stateful=stateful,
         records=records,
         validate_requests=validate_requests,
+        varied=varied,
         authentication=spec.authentication if side == "provider" else None,
         credentials=creds.by_field,
         token_ttl_seconds=token_ttl_seconds,
