@@ -7,7 +7,11 @@ limit, in-memory traffic log unless ``--traffic-file``) runs in another process 
 
 - latency: one keep-alive connection from a minimal socket client, requests alternating in
   rounds between direct and proxied; p50 of each and the difference;
-- throughput: ``wrk`` (unpinned) at ``--connections``, direct vs proxied, and the ratio.
+- throughput: ``wrk`` (unpinned) at ``--connections``, direct vs proxied, and the ratio;
+- Stoplight Prism's validating proxy (``prism proxy --errors``) in front of the same simulator,
+  measured the same way, when Prism is installed
+  (``npm install --prefix benchmarks/.cache/prism @stoplight/prism-cli``): the ratio of the two
+  proxies' throughput (target: the harness proxy >= 4x Prism's).
 
     python benchmarks/bench_proxy.py [--duration 5] [--connections 64] [--requests 2000]
 """
@@ -105,13 +109,49 @@ def _start(kind: str, upstream: str = "", traffic_file: str = "") -> tuple[objec
     return process, port
 
 
+PRISM = REPO / "benchmarks" / ".cache" / "prism" / "node_modules" / ".bin" / "prism"
+DOCUMENT = REPO / "contracts" / "petstore" / "provider.openapi.yaml"
+AUTH = (
+    "Authorization: Bearer bench-token"  # the document asks for a token; Prism checks one is sent
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_prism_proxy(upstream: str) -> tuple[subprocess.Popen[bytes], int] | None:
+    """Prism's validating proxy on CPU 1 (where the harness proxy runs), or None without Prism."""
+    prism = str(PRISM) if PRISM.exists() else shutil.which("prism")
+    if prism is None:
+        return None
+    port = _free_port()
+    command = [prism, "proxy", str(DOCUMENT), upstream, "-p", str(port), "--errors", "-v", "error"]
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "1", *command]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process, port
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    return None
+
+
 class _Client:
     """A minimal keep-alive client: what it costs is the same for direct and proxied."""
 
     def __init__(self, port: int) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.request = f"GET {PATH} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+        self.request = f"GET {PATH} HTTP/1.1\r\nHost: bench\r\n{AUTH}\r\n\r\n".encode()
 
     def get(self) -> float:
         start = time.perf_counter()
@@ -140,7 +180,7 @@ def _latency(direct: int, proxied: int, requests: int) -> tuple[float, float]:
 
 
 def _wrk(port: int, duration: float, connections: int) -> float:
-    command = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s"]
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "-H", AUTH]
     out = subprocess.run(
         [*command, f"http://127.0.0.1:{port}{PATH}"], capture_output=True, text=True, check=True
     ).stdout
@@ -181,6 +221,28 @@ def main() -> None:
                         f"  wrk -c{args.connections}: direct {rps_direct:,.0f}/s, proxied"
                         f" {rps_proxied:,.0f}/s ({rps_proxied / rps_direct:.0%} of direct)"
                     )
+                prism = (
+                    _start_prism_proxy(f"http://127.0.0.1:{up_port}")
+                    if kind == "simulator"
+                    else None
+                )
+                if prism is not None:
+                    prism_process, prism_port = prism
+                    try:
+                        _, via_prism = _latency(up_port, prism_port, args.requests)
+                        print(
+                            f"  Prism's validating proxy: p50 {via_prism:.3f} ms, added {via_prism - direct:.3f} ms"
+                        )
+                        if shutil.which("wrk"):
+                            _wrk(prism_port, 1, args.connections)
+                            rps_prism = _wrk(prism_port, args.duration, args.connections)
+                            print(
+                                f"  wrk -c{args.connections}: Prism proxy {rps_prism:,.0f}/s;"
+                                f" harness proxy / Prism proxy {rps_proxied / rps_prism:.1f}x (target >= 4x)"
+                            )
+                    finally:
+                        os.killpg(prism_process.pid, 9)
+                        prism_process.wait(5)
             finally:
                 for process in (proxy, upstream):
                     process.terminate()  # type: ignore[attr-defined]

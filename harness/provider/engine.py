@@ -119,6 +119,36 @@ def _problem(status: int, title: str, detail: str = "", **extra: Any) -> Respond
     return Respond(status, _PROBLEM, dumps(body))
 
 
+def _documented(
+    spec: ResponseSpec | None, status: int, problem: dict[str, Any], headers: Headers, message: str
+) -> Respond:
+    """``problem`` as the documented response ``spec`` describes it: kept when it conforms,
+    else a generated conforming body with ``message`` in its first free-text field. Without a
+    documented response, problem+json with the engine's own status."""
+    if spec is None:
+        return Respond(status, _PROBLEM + headers, dumps(problem))
+    code = spec.status if spec.status else status
+    if spec.body is None:
+        return Respond(code, headers, b"")
+    if "status" in problem:
+        problem = {**problem, "status": code}
+    body: Any = problem
+    if not spec.body.is_valid(problem):
+        body = spec.body.generator.static()
+        if isinstance(body, dict):
+            for key in ("message", "detail", "error_description", "description", "title", "error"):
+                if isinstance(body.get(key), str):
+                    trial = {**body, key: message}
+                    if spec.body.is_valid(trial):
+                        body = trial
+                        break
+            if isinstance(body.get("status"), int):
+                trial = {**body, "status": code}
+                if spec.body.is_valid(trial):
+                    body = trial
+    return Respond(code, _content_type(spec, problem=True) + headers, dumps(body))
+
+
 def _content_type(spec: ResponseSpec | None, *, problem: bool = False) -> Headers:
     if spec is not None and spec.media_type:
         return (("content-type", spec.media_type),)
@@ -304,7 +334,7 @@ class ProviderEngine:
             result = self.auth.authenticate(request)
             if not result.ok:
                 meta.identity = result.identity
-                return result.respond()
+                return self._error(op, result.respond())
             identity = result.identity
             if (
                 self.options.rate_limits is not None
@@ -322,7 +352,7 @@ class ProviderEngine:
             rate_headers = self.limiter.headers(decision)
             if not decision.allowed:
                 action = _problem(429, "Too Many Requests", "rate limit exceeded")
-                return Respond(429, action.headers + rate_headers, action.body)
+                return self._error(op, Respond(429, rate_headers, action.body))
         if self.upstream is not None:
             return self._forward(request, op, meta)
         body: Any = None
@@ -359,8 +389,7 @@ class ProviderEngine:
         return self._generated(op, rate_headers)
 
     def _reject(self, op: CompiledOperation, status: int, violations: list[Violation]) -> Respond:
-        """A 4xx for an invalid request, shaped like the error response the operation documents
-        (its status, media type and body schema) when it documents one; problem+json otherwise."""
+        """A 4xx for an invalid request, as the operation documents its errors."""
         detail = "; ".join(str(v) for v in violations[:5])
         problem: dict[str, Any] = {
             "type": "about:blank",
@@ -370,30 +399,23 @@ class ProviderEngine:
             "errors": [v.as_dict() for v in violations],
         }
         spec = op.rejection(status, path_only=all(v.location == "path" for v in violations))
-        if spec is None:
-            return Respond(status, _PROBLEM, dumps(problem))
-        code = spec.status if spec.status else status
-        problem["status"] = code
-        if spec.body is None:
-            return Respond(code, (), b"")
-        body: Any = problem
-        if not spec.body.is_valid(problem):
-            body = spec.body.generator.static()
-            if isinstance(body, dict):
-                for key in (
-                    "message",
-                    "detail",
-                    "error_description",
-                    "description",
-                    "title",
-                    "error",
-                ):
-                    if isinstance(body.get(key), str):
-                        trial = {**body, key: f"Request validation failed: {detail}"}
-                        if spec.body.is_valid(trial):
-                            body = trial
-                            break
-        return Respond(code, _content_type(spec, problem=True), dumps(body))
+        return _documented(spec, status, problem, (), f"Request validation failed: {detail}")
+
+    def _error(self, op: CompiledOperation, action: Respond) -> Respond:
+        """An error the engine makes itself (401 from auth, 429 from the rate limit), with its
+        headers kept and its body in the shape the operation documents for that status."""
+        try:
+            problem = json.loads(action.body) if action.body else {}
+        except ValueError:
+            problem = {}
+        if not isinstance(problem, dict):
+            problem = {}
+        message = str(
+            problem.get("error_description") or problem.get("detail") or problem.get("title") or ""
+        )
+        kept = tuple((k, v) for k, v in action.headers if k != "content-type")
+        spec = op.responses.get(action.status) or op.default_response
+        return _documented(spec, action.status, problem, kept, message)
 
     def _generated(self, op: CompiledOperation, rate_headers: Headers) -> Respond:
         cached = self._static_bodies.get(op.operation_id)

@@ -332,3 +332,31 @@ def test_varied_data_is_reproducible_for_a_seed() -> None:
     schema = SchemaConverter(destination).convert(body_schema, "response")
     for body in bodies:
         jsonschema.validate(body, schema)
+
+
+def test_engine_made_errors_take_the_documented_shape() -> None:
+    """401s from auth emulation and 429s from the rate limit are documented as problem+json
+    with title and status: the engine's own errors must conform like everything else."""
+    from dataclasses import replace
+
+    from harness.spec.model import RateLimits
+
+    doc = PROJECT.provider
+    problem = SchemaConverter(doc).convert(
+        doc.deref({"$ref": "#/components/schemas/Problem"}), "response"
+    )
+    spec = replace(PROJECT.spec.spec, rate_limits=RateLimits(requests_per_minute=60, burst=1))
+    project = replace(PROJECT, spec=replace(PROJECT.spec, spec=spec))
+    with provider(project=project) as running:
+        unauthorized = httpx.get(running.url + "/pets", headers={"Authorization": "Bearer nope"})
+        assert unauthorized.status_code == 401
+        assert unauthorized.headers["content-type"] == "application/problem+json"
+        assert 'error="invalid_token"' in unauthorized.headers["www-authenticate"]
+        jsonschema.validate(unauthorized.json(), problem)
+        auth = bearer(running)
+        statuses = [httpx.get(running.url + "/pets", headers=auth) for _ in range(2)]
+        limited = statuses[-1]
+        assert limited.status_code == 429
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert int(limited.headers["retry-after"]) >= 1
+        jsonschema.validate(limited.json(), problem)
