@@ -240,13 +240,20 @@ class _Walk:
     def _integer(self, node: dict[str, Any], depth: int) -> int:
         low, high = _bounds(node, integer=True)
         step = node.get("multipleOf")
+        # Wide ranges (int64 spelled out as bounds) are narrowed to small, friendly numbers:
+        # huge ones are valid but break JavaScript clients (Prism itself rejects beyond 2**53).
         if self.rng is None:
-            value = low if low is not None else (min(0, high) if high is not None else 0)
-            if node.get("format") in ("int32", "int64") and low is None and high is None:
+            if (low is None or low <= 0) and (high is None or high >= 0):
                 value = 0
+            else:
+                value = low if low is not None and low > 0 else high
         else:
-            lo = low if low is not None else (high - 1000 if high is not None else 1)
-            hi = high if high is not None else lo + 1000
+            lo = 1 if low is None else low
+            if lo < -1000 and (high is None or high >= 1):
+                lo = 1
+            hi = lo + 1000 if high is None else min(high, lo + 1000)
+            if hi < lo:
+                lo, hi = max(low if low is not None else hi - 1000, hi - 1000), hi
             value = self.rng.randint(int(lo), int(max(lo, hi)))
         if isinstance(step, int | float) and step:
             value = int(-(-value // step) * step)
