@@ -34,7 +34,7 @@ from harness.provider.upstream import (
     UpstreamPool,
 )
 from harness.redact import Redactor
-from harness.spec.secrets import env_name
+from harness.spec.secrets import env_name, resolve_secrets
 
 Side = Literal["provider", "destination"]
 T = TypeVar("T")
@@ -229,8 +229,16 @@ def simulate(
         on_miss=on_miss,
         upstream=upstream,
     )
+    # Every secret value of the spec: the credentials the simulator accepts, and any other
+    # ${VAR} credential the spec names (integration_under_test.env) that is set.
+    scrubber = Redactor.of([*creds.by_env.values(), *resolve_secrets(spec).values()])
     with serve(
-        document, options, traffic_path=traffic_path, port=port, credentials=creds
+        document,
+        options,
+        traffic_path=traffic_path,
+        port=port,
+        credentials=creds,
+        redactor=scrubber,
     ) as running:
         yield running
 
@@ -262,6 +270,7 @@ def proxy(
     )
     creds = simulation_credentials(project)
     real = frozenset(v for var, v in creds.by_env.items() if var not in creds.minted)
+    real |= frozenset(resolve_secrets(project.spec.spec).values())
     options = EngineOptions(
         side="provider",
         stateful=False,

@@ -360,3 +360,26 @@ def test_engine_made_errors_take_the_documented_shape() -> None:
         assert limited.headers["content-type"] == "application/problem+json"
         assert int(limited.headers["retry-after"]) >= 1
         jsonschema.validate(limited.json(), problem)
+
+
+def test_every_credential_of_the_spec_is_redacted(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """Not only the auth credentials: a ${VAR} credential the integration gets (env) too."""
+    from dataclasses import replace
+
+    canary = "canary-webhook-token-93be1c"
+    monkeypatch.setenv("PETSTORE_WEBHOOK_TOKEN", canary)
+    iut = PROJECT.spec.spec.integration_under_test
+    assert iut is not None
+    env = {**(iut.env or {}), "PETSTORE_WEBHOOK_TOKEN": "${PETSTORE_WEBHOOK_TOKEN}"}
+    spec = replace(PROJECT.spec.spec, integration_under_test=replace(iut, env=env))
+    project = replace(PROJECT, spec=replace(PROJECT.spec, spec=spec))
+    traffic = tmp_path / "traffic.jsonl"
+    with simulate(project, traffic_path=traffic) as running:
+        auth = bearer(running)
+        httpx.post(running.url + "/pets", json={"name": canary, "status": "sold"}, headers=auth)
+        httpx.get(running.url + "/pets", params={"note": canary}, headers=auth)
+    text = traffic.read_text()
+    assert canary not in text
+    assert text.count("[REDACTED]") >= 2
