@@ -288,3 +288,36 @@ def test_wrong_type_anywhere_is_located(
         p and (p == path_text or p.startswith(path_text) or path_text.startswith(p))
         for p in reported
     ), result.stderr
+
+
+def test_openapi_document_by_url(tmp_path: Path) -> None:
+    """A spec may name its documents by http(s) URL; an unreachable one is a one-line error."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """The test reads stderr: keep the server's access log out of it."""
+
+    handler = functools.partial(Quiet, directory=str(EXAMPLE_SPEC.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        data = _fresh_copy()
+        data["provider"]["openapi"] = f"{base}/provider.openapi.yaml"
+        ok = run_cli("validate", str(_mutated_spec(tmp_path, data)))
+        assert ok.code == 0, ok.stderr
+        data["provider"]["openapi"] = f"{base}/missing.yaml"
+        missing = run_cli("validate", str(_mutated_spec(tmp_path, data)))
+        assert missing.code == 2
+        assert missing.stderr.count("\n") == 1
+        assert "missing.yaml: cannot fetch OpenAPI document: HTTP 404" in missing.stderr
+        data["provider"]["openapi"] = "http://127.0.0.1:9/unreachable.yaml"  # discard port
+        unreachable = run_cli("validate", str(_mutated_spec(tmp_path, data)))
+        assert unreachable.code == 2 and unreachable.stderr.count("\n") == 1, unreachable.stderr
+    finally:
+        server.shutdown()
+        server.server_close()

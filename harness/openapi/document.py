@@ -173,9 +173,15 @@ def _read(location: str, display: str) -> LoadedDocument:
         try:
             response = httpx.get(location, timeout=_FETCH_TIMEOUT_SECONDS, follow_redirects=True)
             response.raise_for_status()
-        except httpx.HTTPError as exc:
+        except httpx.HTTPStatusError as exc:
+            reason = f"HTTP {exc.response.status_code} {exc.response.reason_phrase}".strip()
             raise InputError(
-                [Problem(display, None, "", f"cannot fetch OpenAPI document: {exc}")]
+                [Problem(display, None, "", f"cannot fetch OpenAPI document: {reason}")]
+            ) from None
+        except httpx.HTTPError as exc:
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise InputError(
+                [Problem(display, None, "", f"cannot fetch OpenAPI document: {reason}")]
             ) from None
         return parse_text(response.text, display)
     path = Path(unquote(parts.path)) if parts.scheme == "file" else Path(location)
