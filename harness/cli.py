@@ -116,7 +116,7 @@ def validate(specs: tuple[Path, ...], output_format: str) -> None:
 def _load_any_project(spec: Path) -> Project:
     from harness.project import load_project, project_from_loaded
 
-    if spec.suffix.lower() in (".md", ".markdown"):
+    if _is_markdown(spec):
         from harness.spec.markdown import load_markdown_spec
 
         return project_from_loaded(load_markdown_spec(spec))
@@ -432,16 +432,24 @@ def spec_import(markdown: Path, output: Path | None) -> None:
     help="Write the Markdown here (default: stdout).",
 )
 def spec_export(spec: Path, output: Path | None) -> None:
-    """Write SPEC back as the Markdown template, filled in."""
-    from harness.spec.loader import load_spec
-    from harness.spec.markdown import export_markdown
+    """Write SPEC back as the Markdown template, filled in.
 
-    text = export_markdown(load_spec(spec, display=str(spec)).spec)
+    SPEC may itself be Markdown: exporting it again normalises the layout.
+    """
+    from harness.spec.loader import load_spec
+    from harness.spec.markdown import export_markdown, load_markdown_spec
+
+    loaded = load_markdown_spec(spec) if _is_markdown(spec) else load_spec(spec, display=str(spec))
+    text = export_markdown(loaded.spec)
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
+
+
+def _is_markdown(path: Path) -> bool:
+    return path.suffix.lower() in (".md", ".markdown")
 
 
 def _fail(message: str, code: int) -> NoReturn:
