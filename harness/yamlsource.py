@@ -112,11 +112,10 @@ def parse_text(text: str, file: str) -> LoadedDocument:
     return LoadedDocument(data, SourceMap(file, lines))
 
 
-def load_file(path: Path, display: str | None = None) -> LoadedDocument:
-    """Read and parse a file; a missing or unreadable file is an ``InputError``, not a traceback."""
-    name = display or str(path)
+def read_text(path: Path, name: str) -> str:
+    """A file's UTF-8 text; a missing or unreadable file is an ``InputError`` named ``name``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InputError([Problem(name, None, "", "file not found")]) from None
     except IsADirectoryError:
@@ -125,4 +124,9 @@ def load_file(path: Path, display: str | None = None) -> LoadedDocument:
         raise InputError([Problem(name, None, "", "not UTF-8 text")]) from None
     except OSError as exc:
         raise InputError([Problem(name, None, "", f"cannot read: {exc.strerror}")]) from None
-    return parse_text(text, name)
+
+
+def load_file(path: Path, display: str | None = None) -> LoadedDocument:
+    """Read and parse a file; a missing or unreadable file is an ``InputError``, not a traceback."""
+    name = display or str(path)
+    return parse_text(read_text(path, name), name)

@@ -37,6 +37,7 @@ from harness.problems import InputError, PathPart, Problem, format_path
 from harness.provider.messages import Headers, Respond
 from harness.provider.traffic import TrafficRecord
 from harness.redact import REDACTED, Redactor
+from harness.yamlsource import read_text
 
 OnMiss = Literal["fail", "generate", "passthrough"]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -399,19 +400,16 @@ def _read_vcrpy(data: dict[str, Any], reader: _Reader) -> list[Interaction]:
             continue
         assert method and uri and status and request_body is not None and body is not None
         assert request_headers is not None and headers is not None
-        path, query = _split_uri(uri)
         out.append(
-            Interaction(
-                method=method.upper(),
-                path=path,
-                query=query,
-                request_headers=request_headers,
-                request_body=request_body,
-                request_json=_parse_json(request_body),
-                status=status,
-                headers=headers,
-                body=body,
-                source=Source(reader.file, index),
+            _interaction(
+                method,
+                uri,
+                request_headers,
+                request_body,
+                status,
+                headers,
+                body,
+                Source(reader.file, index),
             )
         )
     return out
@@ -477,37 +475,52 @@ def _read_schemathesis(data: dict[str, Any], reader: _Reader) -> list[Interactio
             continue
         assert method and uri and status and request_body is not None and body is not None
         assert request_headers is not None and headers is not None
-        path, query = _split_uri(uri)
+        # schemathesis stores the decoded body but keeps Content-Encoding: drop it.
+        headers = tuple((k, v) for k, v in headers if k != "content-encoding")
         out.append(
-            Interaction(
-                method=method.upper(),
-                path=path,
-                query=query,
-                request_headers=request_headers,
-                request_body=request_body,
-                request_json=_parse_json(request_body),
-                status=status,
-                # schemathesis stores the decoded body but keeps Content-Encoding: drop it.
-                headers=tuple((k, v) for k, v in headers if k != "content-encoding"),
-                body=body,
-                source=Source(reader.file, index),
+            _interaction(
+                method,
+                uri,
+                request_headers,
+                request_body,
+                status,
+                headers,
+                body,
+                Source(reader.file, index),
             )
         )
     return out
 
 
+def _interaction(
+    method: str,
+    uri: str,
+    request_headers: Headers,
+    request_body: bytes,
+    status: int,
+    headers: Headers,
+    body: bytes,
+    source: Source,
+) -> Interaction:
+    """One interaction, whichever cassette format it was read from."""
+    path, query = _split_uri(uri)
+    return Interaction(
+        method=method.upper(),
+        path=path,
+        query=query,
+        request_headers=request_headers,
+        request_body=request_body,
+        request_json=_parse_json(request_body),
+        status=status,
+        headers=headers,
+        body=body,
+        source=source,
+    )
+
+
 def _load_one(path: Path) -> list[Interaction]:
     name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError([Problem(name, None, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise InputError([Problem(name, None, "", "is a directory, expected a file")]) from None
-    except UnicodeDecodeError:
-        raise InputError([Problem(name, None, "", "not UTF-8 text")]) from None
-    except OSError as exc:
-        raise InputError([Problem(name, None, "", f"cannot read: {exc.strerror}")]) from None
+    text = read_text(path, name)
     data, lines = _parse_yaml(text, name)
     reader = _Reader(name, lines)
     if not isinstance(data, dict):

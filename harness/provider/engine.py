@@ -107,7 +107,6 @@ class _Meta:
     rate: RateDecision | None = None
     violations: tuple[str, ...] = ()
     note: str = ""
-    recorded: bool = False
     rule: FaultRule | None = None
 
 

@@ -79,7 +79,7 @@ from harness.problems import InputError, Problem, format_path
 from harness.spec.loader import LoadedSpec, load_spec_text
 from harness.spec.model import IntegrationSpec
 from harness.spec.schema import spec_schema
-from harness.yamlsource import SourceMap, parse_text
+from harness.yamlsource import SourceMap, parse_text, read_text
 
 __all__ = ["export_markdown", "import_markdown", "load_markdown_spec", "markdown_to_yaml"]
 
@@ -1690,19 +1690,6 @@ def import_markdown(text: str, file: str) -> dict[str, Any]:
     return r.data
 
 
-def _read_file(path: Path, name: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError([Problem(name, None, "", "file not found")]) from None
-    except IsADirectoryError:
-        raise InputError([Problem(name, None, "", "is a directory, expected a file")]) from None
-    except UnicodeDecodeError:
-        raise InputError([Problem(name, None, "", "not UTF-8 text")]) from None
-    except OSError as exc:
-        raise InputError([Problem(name, None, "", f"cannot read: {exc.strerror}")]) from None
-
-
 def load_markdown_spec(path: Path | str) -> LoadedSpec:
     """Import a filled-in template and validate it exactly as ``load_spec`` validates YAML.
 
@@ -1712,7 +1699,7 @@ def load_markdown_spec(path: Path | str) -> LoadedSpec:
     """
     path = Path(path)
     name = str(path)
-    r = _import(_read_file(path, name), name)
+    r = _import(read_text(path, name), name)
     if r.problems:
         raise InputError(sorted(r.problems, key=lambda p: (p.line or 0, p.path, p.message)))
     try:
