@@ -448,6 +448,17 @@ def spec_export(spec: Path, output: Path | None) -> None:
         click.echo(f"wrote {output}", err=True)
 
 
+def _register_stage_commands() -> None:
+    """Each stage command lives in its own module under ``harness/commands/``."""
+    from harness.commands import contract, load, report, run, scenarios
+
+    for module in (run, contract, scenarios, load, report):
+        cli.add_command(module.command)
+
+
+_register_stage_commands()
+
+
 def _is_markdown(path: Path) -> bool:
     return path.suffix.lower() in (".md", ".markdown")
 

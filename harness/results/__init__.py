@@ -1,0 +1,1 @@
+"""The shared results model (below the stages) and its JSON form."""
