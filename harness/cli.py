@@ -450,9 +450,9 @@ def spec_export(spec: Path, output: Path | None) -> None:
 
 def _register_stage_commands() -> None:
     """Each stage command lives in its own module under ``harness/commands/``."""
-    from harness.commands import contract, load, report, run, scenarios
+    from harness.commands import contract, load, record, report, run, scenarios
 
-    for module in (run, contract, scenarios, load, report):
+    for module in (run, contract, scenarios, load, record, report):
         cli.add_command(module.command)
 
 

@@ -11,7 +11,7 @@ moment it ends (partial results survive an interrupted run) and read back unchan
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -193,3 +193,18 @@ class RunResult:
     versions: Mapping[str, str] = field(default_factory=dict)
     incomplete: bool = False
     format_version: int = RESULTS_FORMAT_VERSION
+
+
+Progress = Callable[[str], None]
+"""How a stage reports progress while it runs: one short line per step (the face shows it)."""
+
+
+class StageInterrupted(Exception):
+    """Raised by a stage cut short by Ctrl-C, carrying what it finished (``incomplete=True``).
+
+    The face writes ``partial`` like any other result, then exits 130: nothing is lost.
+    """
+
+    def __init__(self, partial: StageResult) -> None:
+        super().__init__(f"{partial.stage} interrupted")
+        self.partial = partial
