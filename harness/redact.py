@@ -145,6 +145,23 @@ def _base64_cores(secret: bytes) -> set[str]:
     return cores
 
 
+def secret_forms(secret: str) -> frozenset[str]:
+    """Every form in which ``secret`` can show up in text: raw, URL-encoded, JSON-escaped and
+    the base64 cores (see :func:`_base64_cores`). What the redactor scrubs, for scanners that
+    must *find* leaks instead (the report's secrets scan). Empty for too-short secrets."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        return frozenset()
+    forms = {
+        secret,
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    }
+    return frozenset(forms | _base64_cores(secret.encode("utf-8")))
+
+
 def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
