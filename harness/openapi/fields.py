@@ -156,3 +156,24 @@ def record_fields(doc: OpenAPIDocument, record: Ref) -> list[tuple[str, FieldInf
         if hit is not None:
             fields.append((name, _describe(doc, hit[0], hit[1])))
     return fields
+
+
+def field_schema(doc: OpenAPIDocument, record: Ref, dotted: str) -> Ref | None:
+    """The schema node of the field at ``dotted`` (array items for a trailing ``[]``), or None.
+
+    :func:`lookup_field` answers *what* the document says of a field; this answers *where* it
+    says it, so a finding can name the document line of the field's definition.
+    """
+    current = record
+    for raw in dotted.split("."):
+        is_array = raw.endswith("[]")
+        hit = _child(doc, current, raw[:-2] if is_array else raw)
+        if hit is None:
+            return None
+        current = hit[0]
+        if is_array:
+            items = _items(doc, current)
+            if items is None:
+                return None
+            current = items
+    return doc.deref(current.node, current.uri)
