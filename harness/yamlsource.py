@@ -9,6 +9,7 @@ from key path to line number.
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,10 +107,29 @@ def parse_text(text: str, file: str) -> LoadedDocument:
         raise InputError([Problem(file, line, "", f"invalid YAML: {what}")]) from None
     except YAMLError as exc:
         raise InputError([Problem(file, None, "", f"invalid YAML: {exc}")]) from None
+    except ValueError as exc:  # ruamel builds dates while parsing: 2027-02-30 fails there
+        line = _impossible_date_line(text)
+        raise InputError(
+            [Problem(file, line, "", f"invalid date: {exc} (quote it to keep it text)")]
+        ) from None
     root_line = getattr(getattr(raw, "lc", None), "line", None)
     lines: dict[Path_, int] = {(): root_line + 1 if isinstance(root_line, int) else 1}
     data = _plain(raw, (), lines)
     return LoadedDocument(data, SourceMap(file, lines))
+
+
+_DATE = re.compile(r"(?<![\w'\"])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w'\"])")
+
+
+def _impossible_date_line(text: str) -> int | None:
+    """The first line holding an unquoted date that does not exist (what ruamel chokes on)."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        for match in _DATE.finditer(line):
+            try:
+                _dt.date(*(int(part) for part in match.groups()))
+            except ValueError:
+                return number
+    return None
 
 
 def read_text(path: Path, name: str) -> str:
