@@ -24,7 +24,7 @@ from harness.openapi.document import OpenAPIDocument
 from harness.problems import InputError, Problem
 from harness.project import Project
 from harness.provider.cassettes import load_cassettes
-from harness.provider.engine import EngineOptions, OnMiss, ProviderEngine
+from harness.provider.engine import DEFAULT_LOG_BODY_LIMIT, EngineOptions, OnMiss, ProviderEngine
 from harness.provider.faults import FaultPlan, load_fault_plan, unknown_operation_problems
 from harness.provider.server import ServerThread
 from harness.provider.traffic import TrafficLog, TrafficRecord
@@ -174,11 +174,14 @@ def simulate(
     validate_requests: bool = True,
     upstream: str | None = None,
     varied: bool = False,
+    log_body_limit: int = DEFAULT_LOG_BODY_LIMIT,
 ) -> Iterator[RunningProvider]:
     """Simulate the project's provider (or destination) as its spec and documents describe it.
 
     ``varied`` answers operations the store does not answer with values generated from
-    ``seed`` instead of the document's examples (same seed, same values).
+    ``seed`` instead of the document's examples (same seed, same values). ``log_body_limit``
+    raises how many bytes of each body the traffic log keeps (the traffic log's own cap,
+    64 KiB, still applies).
 
     With cassettes and ``on_miss="passthrough"``, requests no cassette recorded are forwarded to
     ``upstream`` (an allowed host, see :func:`check_upstream`) and its answers logged.
@@ -228,6 +231,7 @@ def simulate(
         cassettes=interactions,
         on_miss=on_miss,
         upstream=upstream,
+        log_body_limit=log_body_limit,
     )
     # Every secret value of the spec: the credentials the simulator accepts, and any other
     # ${VAR} credential the spec names (integration_under_test.env) that is set.

@@ -70,6 +70,8 @@ ADMIN_PREFIX = "/__harness/"
 _JSON = (("content-type", "application/json"),)
 _PROBLEM = (("content-type", "application/problem+json"),)
 _LOG_BODY_LIMIT = 4096
+DEFAULT_LOG_BODY_LIMIT = _LOG_BODY_LIMIT
+"""Bytes of each request and response body the traffic log keeps, unless told otherwise."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class EngineOptions:
     cassettes: tuple[Interaction, ...] = ()
     on_miss: OnMiss = "generate"
     log_bodies: bool = True
+    # Bytes of each body kept in the traffic log (the scenario stage needs whole pages).
+    log_body_limit: int = _LOG_BODY_LIMIT
     # The fault proxy: forward what the engine does not answer itself to this base URL (with
     # cassettes: only misses, and only with on_miss="passthrough"). No auth emulation then.
     upstream: str | None = None
@@ -231,6 +235,16 @@ class ProviderEngine:
                     return candidate, path_params(candidate, match)
         return None
 
+    def allowed_methods(self, path: str) -> tuple[str, ...]:
+        """The methods the document declares for ``path`` (for a 405's ``Allow`` header)."""
+        if self._base_path and path.startswith(self._base_path):
+            path = path[len(self._base_path) :] or "/"
+        found = {op.method for op in self.operations if op.pattern is None and op.path == path}
+        found.update(
+            op.method for op in self._templated if op.pattern is not None and op.pattern.match(path)
+        )
+        return tuple(sorted(found))
+
     # --- the decision ----------------------------------------------------------------------
 
     def handle(self, request: Request) -> Action | Awaitable[Action]:
@@ -299,6 +313,14 @@ class ProviderEngine:
         if routed is None and self.upstream is not None:
             return self._forward(request, None, meta)
         if routed is None:
+            allowed = self.allowed_methods(request.path)
+            if allowed:  # the path exists, the method does not: RFC 9110 405 with Allow
+                problem = _problem(
+                    405,
+                    "Method Not Allowed",
+                    f"{request.method} is not an operation of {request.path}",
+                )
+                return Respond(405, (*problem.headers, ("allow", ", ".join(allowed))), problem.body)
             return _problem(
                 404,
                 "Not Found",
@@ -633,10 +655,11 @@ class ProviderEngine:
     ) -> None:
         response_headers: Headers = action.headers if isinstance(action, Respond) else ()
         body_text: str | None = None
+        limit = self.options.log_body_limit
         if self.options.log_bodies and isinstance(action, Respond) and action.body:
-            body_text = action.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace")
+            body_text = action.body[:limit].decode("utf-8", "replace")
         request_text = (
-            request.body[:_LOG_BODY_LIMIT].decode("utf-8", "replace")
+            request.body[:limit].decode("utf-8", "replace")
             if self.options.log_bodies and request.body
             else None
         )
@@ -672,9 +695,8 @@ class ProviderEngine:
             response_headers=response_headers,
             request_body=request_text,
             response_body=body_text,
-            request_body_truncated=len(request.body) > _LOG_BODY_LIMIT,
-            response_body_truncated=isinstance(action, Respond)
-            and len(action.body) > _LOG_BODY_LIMIT,
+            request_body_truncated=len(request.body) > limit,
+            response_body_truncated=isinstance(action, Respond) and len(action.body) > limit,
             note=meta.note or note,
         )
 
