@@ -90,7 +90,7 @@ def command(
     from harness.pipeline import RunOptions, run_pipeline
     from harness.project import load_project
 
-    console = Console(stderr=True, highlight=False)
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
     project = load_project(spec, display=str(spec))
     out = out_dir or default_out_dir(project.spec.spec.name)
     options = RunOptions(

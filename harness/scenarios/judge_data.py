@@ -168,8 +168,10 @@ def judge_sync_accuracy(observation: Observation, params: Mapping[str, Any]) -> 
         observed += f" ({excused} only ever delivered broken, excused)"
     if contents.missing:
         observed = f"{contents.where} not written"
+    lost_total = 0
     if succeeded:
         lost = sorted(expected_keys - present, key=_natural)
+        lost_total = len(lost)
         if lost:
             problems.append(
                 f"lost {len(lost)} of {len(expected_keys)} records ({key} {', '.join(lost[:8])}{', ...' if len(lost) > 8 else ''})"
@@ -177,6 +179,11 @@ def judge_sync_accuracy(observation: Observation, params: Mapping[str, Any]) -> 
             details["lost"] = lost[:50]
     if ledger.undeliverable:
         details["undeliverable"] = dict(list(ledger.undeliverable.items())[:20])
+    details["written"] = written
+    details["expected"] = len(ledger.expected)
+    details["lost_count"] = lost_total
+    details["duplicate_count"] = len(duplicates)
+    details["succeeded"] = succeeded
     unjudged = "" if succeeded else "; the run failed, so loss is not judged"
     if problems:
         return failed(

@@ -36,6 +36,7 @@ from harness.scenarios.collect import (
     settle,
     source_ledger,
 )
+from harness.scenarios.criteria import scenario_criteria
 from harness.scenarios.loader import select
 from harness.scenarios.model import Scenario
 from harness.scenarios.observe import Observation
@@ -52,6 +53,7 @@ from harness.scenarios.prepare import (
 )
 from harness.scenarios.process import Launch, run_integration
 from harness.scenarios.verdict import check_result
+from harness.spec.model import IntegrationSpec
 
 
 def run_scenarios(
@@ -95,9 +97,11 @@ def run_scenarios(
                 (stage_dir / scenario.name).relative_to(out_dir)
             )
     except KeyboardInterrupt as interrupt:
-        partial = _stage_result(checks, started_at, clock, options, artifacts, incomplete=True)
+        partial = _stage_result(
+            checks, started_at, clock, options, artifacts, spec=project.spec.spec, incomplete=True
+        )
         raise StageInterrupted(partial) from interrupt
-    return _stage_result(checks, started_at, clock, options, artifacts)
+    return _stage_result(checks, started_at, clock, options, artifacts, spec=project.spec.spec)
 
 
 def run_one(
@@ -353,6 +357,7 @@ def _stage_result(
     options: ScenariosOptions,
     artifacts: Mapping[str, str],
     *,
+    spec: IntegrationSpec,
     incomplete: bool = False,
 ) -> StageResult:
     counts = {
@@ -376,6 +381,7 @@ def _stage_result(
         started_at=started_at,
         duration_seconds=round(time.monotonic() - clock, 3),
         checks=tuple(checks),
+        criteria=scenario_criteria(spec, checks),
         metrics={"scenarios": float(len(checks)), **{k: float(v) for k, v in counts.items()}},
         artifacts=dict(artifacts),
         seed=options.seed,

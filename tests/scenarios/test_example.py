@@ -69,6 +69,12 @@ def test_careful_passes_every_builtin_scenario(suites: dict[str, Future[StageRes
     assert expectation(result, "sync-accuracy", "sync_accuracy")["observed"].startswith(
         "60 of 60 records at the destination"
     )
+    criteria = {c.id: c for c in result.criteria}
+    synced = criteria["launch.success_criteria.records_synced"]
+    assert synced.measured_value == 60 and synced.passed is None  # scaled down from 1000
+    assert "scaled-down run" in (synced.measured or "")
+    loss = criteria["launch.success_criteria.max_data_loss_incidents"]
+    assert loss.passed is True and loss.measured_value == 0
 
 
 def test_naive_fails_exactly_the_scenarios_it_should(
@@ -79,6 +85,9 @@ def test_naive_fails_exactly_the_scenarios_it_should(
     failed = {n for n, v in got.items() if v == "failed"} - {"rate-limit-sustained"}
     assert failed == set(NAIVE_FAILS), explain(result)
     assert got["sync-accuracy"] == "passed"  # it works on a healthy provider
+    loss = {c.id: c for c in result.criteria}["launch.success_criteria.max_data_loss_incidents"]
+    assert loss.passed is False and (loss.measured_value or 0) >= 1, loss
+    assert "inventory-hiccups" in loss.evidence  # PUT status unchecked: records lost
     # No limiter, so its rate is however fast it writes: 12-13 requests/s here when the machine
     # is idle (failing the declared 8), under 9 when it is busy. The verdict must follow the
     # measurement either way; tests/scenarios/test_example.py::test_naive_floods_small_pages
