@@ -102,8 +102,12 @@ def _data_loss(target: int, checks: Sequence[CheckResult]) -> Criterion:
         return replace(base, evidence="no scenario ended in success")
     return replace(
         base,
-        measured=f"{len(incidents)} incidents in {judged} successful scenario runs",
+        measured=f"{len(incidents)} incident{_s(len(incidents))} in {judged} successful scenario run{_s(judged)}",
         measured_value=float(len(incidents)),
         passed=len(incidents) <= target,
         evidence="; ".join(incidents) or f"nothing lost or duplicated in {judged} successful runs",
     )
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
