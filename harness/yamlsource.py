@@ -108,10 +108,7 @@ def parse_text(text: str, file: str) -> LoadedDocument:
     except YAMLError as exc:
         raise InputError([Problem(file, None, "", f"invalid YAML: {exc}")]) from None
     except ValueError as exc:  # ruamel builds dates while parsing: 2027-02-30 fails there
-        line = _impossible_date_line(text)
-        raise InputError(
-            [Problem(file, line, "", f"invalid date: {exc} (quote it to keep it text)")]
-        ) from None
+        raise InputError([_impossible_date(text, file, exc)]) from None
     root_line = getattr(getattr(raw, "lc", None), "line", None)
     lines: dict[Path_, int] = {(): root_line + 1 if isinstance(root_line, int) else 1}
     data = _plain(raw, (), lines)
@@ -121,15 +118,20 @@ def parse_text(text: str, file: str) -> LoadedDocument:
 _DATE = re.compile(r"(?<![\w'\"])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w'\"])")
 
 
-def _impossible_date_line(text: str) -> int | None:
-    """The first line holding an unquoted date that does not exist (what ruamel chokes on)."""
+def _impossible_date(text: str, file: str, error: ValueError) -> Problem:
+    """Locate the unquoted date that does not exist (the only ValueError ruamel raises)."""
     for number, line in enumerate(text.splitlines(), start=1):
         for match in _DATE.finditer(line):
             try:
                 _dt.date(*(int(part) for part in match.groups()))
             except ValueError:
-                return number
-    return None
+                return Problem(
+                    file,
+                    number,
+                    "",
+                    f"not a calendar date: {match.group(0)} (quote it to keep it text)",
+                )
+    return Problem(file, None, "", f"invalid YAML: {error}")
 
 
 def read_text(path: Path, name: str) -> str:

@@ -20,10 +20,10 @@ One hypothesis search per row and one for the destination schema, each with expl
 same seed gives the same verdict on every machine. A failing record is shrunk by hypothesis and
 re-checked before it is reported, as the minimal source record.
 
-Declared semantics, as docs/contract-static.md states them: absent or ``null`` sources leave the
-destination field out; ``date``/``datetime`` parse with ``strptime(from_format)`` and format with
-``strftime(to_format)`` where ``%Y`` is always four digits (as Python documents it, whatever the
-C library does); ``enum`` looks the value up in ``values`` (non-text values by their JSON text);
+Declared semantics are :mod:`harness.spec.transform`'s (docs/spec-format.md, "Data Mapping";
+the scenario judge applies the same ones): absent or ``null`` sources leave the destination field
+out; ``date``/``datetime`` go through ``strptime(from_format)`` and ``strftime(to_format)`` with a
+four-digit ``%Y``; ``enum`` looks the value up in ``values`` (non-text values by their JSON text);
 ``convert`` multiplies numbers by ``factor`` then converts (integers round to nearest); paths with
 ``[]`` give lists and the declared transformation applies to each element, a function gets the
 whole list.
@@ -39,7 +39,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
 from functools import partial
 from pathlib import Path
 from random import Random
@@ -53,6 +52,15 @@ from harness.redact import Redactor
 from harness.results.model import CheckResult, Finding
 from harness.spec.model import MappingRow, Transformation
 from harness.spec.secrets import resolve_secrets
+from harness.spec.transform import (
+    TransformError,
+    read_path,
+    show,
+    transform,
+    transform_source,
+    write_path,
+)
+from harness.spec.transform import strftime as strftime  # re-exported for existing callers
 
 ROW_FAILED = "HC601"
 REQUIRED_MISSING = "HC602"
@@ -63,8 +71,13 @@ FUNCTION_RAISED = "HC605"
 _EXCERPT = 400
 
 
-class MappingError(Exception):
-    """A value the declared transformation cannot map (the message says why, in spec terms)."""
+MappingError = TransformError
+"""A value the declared transformation cannot map, or a function that cannot be loaded (the
+message says why, in spec terms). The declared semantics live in :mod:`harness.spec.transform`,
+shared with the scenario judge."""
+
+declared = transform
+"""The declared semantics of a transformation, applied to one source value (re-exported)."""
 
 
 @dataclass(frozen=True)
@@ -308,7 +321,10 @@ class _Mapper:
     def row_failure(self, index: int, record: Any) -> _Failure | None:
         row = self.rows[index]
         dest_path = _json_path(row.destination)
-        present, value = _extract(record, row.source)
+        try:
+            present, value = read_path(record, row.source)
+        except MappingError as exc:
+            return _Failure(ROW_FAILED, f"'{row.source}' -> '{row.destination}': {exc}", dest_path)
         if not present or value is None:
             if row.required:
                 return _Failure(
@@ -321,7 +337,7 @@ class _Mapper:
         function = self.transforms[index]
         t = row.transformation
         try:
-            actual = _apply(function, t, value, list_source="[]" in row.source)
+            actual = _apply(function, t, value, source=row.source)
         except MappingError as exc:
             return _Failure(ROW_FAILED, f"'{row.source}' -> '{row.destination}': {exc}", dest_path)
         except Exception as exc:
@@ -334,7 +350,7 @@ class _Mapper:
         if function is not None and t is not None and t.kind in ("date", "datetime", "enum"):
             # A function that claims a declared kind must agree with it.
             try:
-                expected = _apply(None, t, value, list_source="[]" in row.source)
+                expected = _apply(None, t, value, source=row.source)
             except MappingError as exc:
                 return _Failure(
                     ROW_FAILED, f"'{row.source}' -> '{row.destination}': {exc}", dest_path
@@ -342,20 +358,20 @@ class _Mapper:
             if actual != expected:
                 return _Failure(
                     FUNCTION_DISAGREES,
-                    f"{t.function} gives {_show(actual)} for '{row.destination}', the declared "
-                    f"{t.kind} transformation gives {_show(expected)}",
+                    f"{t.function} gives {show(actual)} for '{row.destination}', the declared "
+                    f"{t.kind} transformation gives {show(expected)}",
                     dest_path,
                 )
         if function is not None and t is not None and t.kind == "convert":
             try:
-                expected = _apply(None, t, value, list_source="[]" in row.source)
+                expected = _apply(None, t, value, source=row.source)
             except MappingError:
                 expected = None
             if expected is not None and not _same_number(actual, expected):
                 return _Failure(
                     FUNCTION_DISAGREES,
-                    f"{t.function} gives {_show(actual)} for '{row.destination}', the declared "
-                    f"conversion gives {_show(expected)}",
+                    f"{t.function} gives {show(actual)} for '{row.destination}', the declared "
+                    f"conversion gives {show(expected)}",
                     dest_path,
                 )
         if row.required and actual is None:
@@ -370,150 +386,19 @@ class _Mapper:
         for index, row in enumerate(self.rows):
             if self.row_failure(index, record) is not None:
                 return None
-            present, value = _extract(record, row.source)
+            present, value = read_path(record, row.source)
             if not present or value is None:
                 continue
-            mapped = _apply(
-                self.transforms[index], row.transformation, value, list_source="[]" in row.source
-            )
-            _assign(out, row.destination, mapped)
+            mapped = _apply(self.transforms[index], row.transformation, value, source=row.source)
+            write_path(out, row.destination, mapped)
         return out
 
 
-def _apply(
-    function: Transform | None, t: Transformation | None, value: Any, *, list_source: bool
-) -> Any:
+def _apply(function: Transform | None, t: Transformation | None, value: Any, *, source: str) -> Any:
+    """The named function on the whole value when the row gives one, else the declared semantics."""
     if function is not None:
         return function(value)
-    if list_source and isinstance(value, list):
-        return [declared(t, item) for item in value]
-    return declared(t, value)
-
-
-def declared(t: Transformation | None, value: Any) -> Any:
-    """The declared semantics of a transformation, applied to one source value."""
-    kind = "none" if t is None else t.kind
-    if t is None or kind == "none":
-        return value
-    if kind in ("date", "datetime"):
-        if not isinstance(value, str):
-            raise MappingError(f"{_show(value)} is not text to parse as a {kind}")
-        assert t.from_format is not None and t.to_format is not None
-        try:
-            parsed = datetime.strptime(value, t.from_format)
-        except ValueError:
-            raise MappingError(
-                f"{_show(value)} does not match from_format '{t.from_format}'"
-            ) from None
-        return strftime(parsed, t.to_format)
-    if kind == "enum":
-        values = t.values or {}
-        key = value if isinstance(value, str) else json.dumps(value)
-        if key not in values:
-            raise MappingError(f"{_show(value)} has no translation (values: {', '.join(values)})")
-        return values[key]
-    if kind == "convert":
-        return _convert(value, t.to_type, t.factor)
-    raise MappingError(f"kind {kind} has no declared semantics without a function")
-
-
-def strftime(moment: datetime, fmt: str) -> str:
-    """``moment.strftime(fmt)`` with ``%Y`` always four digits, as Python documents it.
-
-    glibc writes year 481 as ``481``; a destination that insists on ``DD.MM.YYYY`` rejects it.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(fmt):
-        if fmt[i] == "%" and i + 1 < len(fmt):
-            directive = fmt[i : i + 2]
-            out.append(f"{moment.year:04d}" if directive == "%Y" else directive)
-            i += 2
-        else:
-            out.append(fmt[i])
-            i += 1
-    return moment.strftime("".join(out))
-
-
-def _convert(value: Any, to_type: str | None, factor: float | None) -> Any:
-    if isinstance(value, dict | list):
-        raise MappingError(f"{_show(value)} is not a scalar to convert to {to_type}")
-    number: float | int | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and to_type in ("integer", "number"):
-        try:
-            number = float(value)
-        except ValueError:
-            raise MappingError(f"{_show(value)} is not a number to convert") from None
-    if number is not None and factor is not None:
-        number = number * factor
-    if to_type == "string":
-        if isinstance(value, str):
-            return value
-        return json.dumps(number if number is not None else value)
-    if to_type in ("integer", "number"):
-        if number is None:
-            raise MappingError(f"{_show(value)} is not a number to convert to {to_type}")
-        if not math.isfinite(number):
-            raise MappingError(f"{_show(value)} is not a finite number")
-        if to_type == "integer":
-            return round(number)
-        return number
-    if to_type == "boolean":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("true", "1"):
-            return True
-        if text in ("false", "0"):
-            return False
-        raise MappingError(f"{_show(value)} is not a boolean")
-    raise MappingError(f"unknown to_type {to_type!r}")
-
-
-def _extract(record: Any, path: str) -> tuple[bool, Any]:
-    """(present, value) of a dotted path; ``a[].b`` collects ``b`` of every item of ``a``."""
-    current: Any = record
-    parts = path.split(".")
-    for index, raw in enumerate(parts):
-        many = raw.endswith("[]")
-        name = raw[:-2] if many else raw
-        if not isinstance(current, dict) or name not in current:
-            return False, None
-        current = current[name]
-        if many:
-            if current is None:
-                return True, None
-            if not isinstance(current, list):
-                return True, current
-            rest = ".".join(parts[index + 1 :])
-            if not rest:
-                return True, current
-            collected = []
-            for item in current:
-                found, value = _extract(item, rest)
-                if found:
-                    collected.append(value)
-            return True, collected
-    return True, current
-
-
-def _assign(out: dict[str, Any], path: str, value: Any) -> None:
-    """Write ``value`` at a dotted destination path; ``a[].b`` spreads a list over items of ``a``."""
-    parts = path.split(".")
-    target = out
-    for index, raw in enumerate(parts[:-1]):
-        if raw.endswith("[]") and isinstance(value, list):
-            items = target.setdefault(raw[:-2], [])
-            rest = ".".join(parts[index + 1 :])
-            while len(items) < len(value):
-                items.append({})
-            for item, element in zip(items, value, strict=False):
-                _assign(item, rest, element)
-            return
-        target = target.setdefault(raw.removesuffix("[]"), {})
-    target[parts[-1].removesuffix("[]")] = value
+    return transform_source(t, value, source)
 
 
 def _json_path(dotted: str) -> str:
@@ -726,11 +611,6 @@ def _load_function(reference: str) -> Transform:
 
 
 # -- wording ---------------------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _same_number(actual: Any, expected: Any) -> bool:

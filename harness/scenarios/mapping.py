@@ -8,6 +8,9 @@ Where the spec leaves room, the comparison does too: an integer conversion with 
 round or truncate; an optional field that is absent in the source may be absent or null at
 the destination; file destinations (CSV, SQLite) hold text, so values compare by their text
 or JSON form. A ``function`` transformation is opaque to the harness: its field is not compared.
+
+What a row means (paths, transformations) is :mod:`harness.spec.transform`'s, the same rules the
+contract stage's mapping check runs; this module adds only the judge's tolerances.
 """
 
 from __future__ import annotations
@@ -16,10 +19,16 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 from harness.spec.model import DataMapping, MappingRow, Transformation
+from harness.spec.transform import (
+    TransformError,
+    read_path,
+    scaled_number,
+    show,
+    transform_source,
+)
 
 
 class Unmappable(ValueError):
@@ -41,36 +50,6 @@ class Expected:
     """Optional fields absent or null in the source: absent or null at the destination."""
 
 
-_MISSING = object()
-
-
-def read_path(record: Any, path: str) -> Any:
-    """A source value by mapping path: ``a.b`` for nesting, ``tags[].name`` for a list of values.
-
-    Returns ``_MISSING`` when a part is absent (``None`` is a present null).
-    """
-    if "[]" in path:
-        head, _, rest = path.partition("[]")
-        items = read_path(record, head) if head else record
-        if items is _MISSING or items is None:
-            return items
-        if not isinstance(items, list):
-            raise Unmappable(f"{head} must be a list, got {type(items).__name__}")
-        rest = rest.lstrip(".")
-        if not rest:
-            return list(items)
-        values = [read_path(item, rest) for item in items]
-        if any(v is _MISSING for v in values):
-            raise Unmappable(f"{path}: an item has no {rest}")
-        return values
-    node = record
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def key_row(mapping: DataMapping) -> MappingRow:
     """The row whose destination field identifies a record: the first required one."""
     return next((row for row in mapping.fields if row.required), mapping.fields[0])
@@ -85,10 +64,13 @@ def map_record(mapping: DataMapping, record: Any) -> Expected:
     unchecked: set[str] = set()
     absent: set[str] = set()
     for row in mapping.fields:
-        raw = read_path(record, row.source)
-        if raw is _MISSING or raw is None:
+        try:
+            present, raw = read_path(record, row.source)
+        except TransformError as error:
+            raise Unmappable(str(error)) from None
+        if not present or raw is None:
             if row.required:
-                raise Unmappable(f"{row.source} is {'missing' if raw is _MISSING else 'null'}")
+                raise Unmappable(f"{row.source} is {'null' if present else 'missing'}")
             absent.add(row.destination)
             continue
         transformation = row.transformation
@@ -96,7 +78,8 @@ def map_record(mapping: DataMapping, record: Any) -> Expected:
             unchecked.add(row.destination)
             continue
         try:
-            value, others = transform(transformation, raw)
+            value = transform_source(transformation, raw, row.source)
+            others = _rounding_alternatives(transformation, raw, value)
         except (ValueError, TypeError, KeyError, OverflowError) as error:
             raise Unmappable(f"{row.source}: {error}") from None
         values[row.destination] = value
@@ -114,67 +97,23 @@ def map_record(mapping: DataMapping, record: Any) -> Expected:
     )
 
 
-def transform(transformation: Transformation | None, value: Any) -> tuple[Any, tuple[Any, ...]]:
-    """(the mapped value, other acceptable values) for one field."""
-    if transformation is None or transformation.kind == "none":
-        return value, ()
-    kind = transformation.kind
-    if kind == "enum":
-        table = transformation.values or {}
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError(f"{value!r} is not an enum value")
-        mapped = table.get(str(value))
-        if mapped is None:
-            raise ValueError(f"{value!r} is not one of {', '.join(table)}")
-        return mapped, ()
-    if kind in ("date", "datetime"):
-        if not isinstance(value, str):
-            raise ValueError(f"expected a {kind} string, got {type(value).__name__}")
-        return _reformat(value, transformation, kind == "date"), ()
-    if kind == "convert":
-        return _convert(value, transformation)
-    raise ValueError(f"unknown transformation {kind}")
-
-
-def _reformat(value: str, transformation: Transformation, is_date: bool) -> str:
-    if transformation.from_format is not None:
-        parsed = datetime.strptime(value, transformation.from_format)
-    elif is_date:
-        parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
-    else:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if transformation.to_format is None:
-        return parsed.date().isoformat() if is_date else parsed.isoformat()
-    # strftime does not zero-pad years below 1000 on every platform; the formats mean 4 digits.
-    return parsed.strftime(transformation.to_format.replace("%Y", f"{parsed.year:04d}"))
-
-
-def _convert(value: Any, transformation: Transformation) -> tuple[Any, tuple[Any, ...]]:
-    target = transformation.to_type
-    factor = transformation.factor
-    if target == "string":
-        if factor is not None and _is_number(value):
-            value = value * factor
-        return _text(value), ()
-    if target == "boolean":
-        if isinstance(value, bool):
-            return value, ()
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true", ()
-        if _is_number(value):
-            return bool(value), ()
-        raise ValueError(f"{value!r} does not convert to a boolean")
-    number = float(value) if isinstance(value, str) else value
-    if not _is_number(number):
-        raise ValueError(f"{value!r} is not a number")
-    scaled = number * factor if factor is not None else number
-    if not math.isfinite(scaled):
-        raise ValueError(f"{value!r} is not finite")
-    if target == "integer":
-        rounded = round(scaled)
-        others = {math.floor(scaled), math.ceil(scaled), int(scaled)} - {rounded}
-        return rounded, tuple(sorted(others))
-    return scaled, ()
+def _rounding_alternatives(
+    transformation: Transformation | None, raw: Any, value: Any
+) -> tuple[Any, ...]:
+    """Integers the judge accepts besides the declared (rounded) one: floor, ceiling and
+    truncation of the scaled value. docs/scenarios.md: "an integer conversion may round or
+    truncate" - a one-unit rounding choice is not data loss; the contract stage's conversion
+    check is where a function that rounds differently is reported."""
+    if (
+        transformation is None
+        or transformation.kind != "convert"
+        or transformation.to_type != "integer"
+        or isinstance(raw, list)
+    ):
+        return ()
+    scaled = scaled_number(raw, transformation.factor)
+    others = {math.floor(scaled), math.ceil(scaled), int(scaled)} - {value}
+    return tuple(sorted(others))
 
 
 def _is_number(value: Any) -> bool:
@@ -194,16 +133,16 @@ def differences(expected: Expected, actual: Mapping[str, Any]) -> list[str]:
     out: list[str] = []
     for field_name, want in expected.values.items():
         if field_name not in actual:
-            out.append(f"{field_name} missing (expected {_show(want)})")
+            out.append(f"{field_name} missing (expected {show(want, 60)})")
             continue
         got = actual[field_name]
         accepted = (want, *expected.alternatives.get(field_name, ()))
         if not any(same_value(option, got) for option in accepted):
-            out.append(f"{field_name} is {_show(got)}, expected {_show(want)}")
+            out.append(f"{field_name} is {show(got, 60)}, expected {show(want, 60)}")
     for field_name in sorted(expected.absent):
         got = actual.get(field_name)
         if got not in (None, "", []):
-            out.append(f"{field_name} is {_show(got)}, expected absent (none in the source)")
+            out.append(f"{field_name} is {show(got, 60)}, expected absent (none in the source)")
     return out
 
 
@@ -223,8 +162,3 @@ def same_value(want: Any, got: Any) -> bool:
     if isinstance(got, int | float) and isinstance(want, str):
         return _text(got) == want
     return False
-
-
-def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "..."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from harness.project import load_project
 from harness.results.model import CheckResult
 from harness.spec.model import Transformation
 
-from ..conftest import EXAMPLE_SPEC
+from ..conftest import EXAMPLE_SPEC, REPO
 
 DATA = Path(__file__).parent / "data"
 
@@ -43,8 +44,40 @@ def test_declared_semantics() -> None:
     assert strftime(datetime(12, 1, 2), "%Y%%Y") == "0012%Y"
 
 
-def test_the_example_mapping_rows_hold_and_the_weight_rounding_gap_is_found() -> None:
-    results = _by_id(check_data_mapping(load_project(EXAMPLE_SPEC), seed=1, max_examples=40))
+def _example_with_any_positive_weight(folder: Path) -> Path:
+    """The example as it first was: the provider promised only ``weight_kg > 0``."""
+    for name in ("integration.yaml", "provider.openapi.yaml", "destination.openapi.yaml"):
+        shutil.copy(EXAMPLE_SPEC.parent / name, folder / name)
+    provider = folder / "provider.openapi.yaml"
+    text = provider.read_text(encoding="utf-8")
+    assert "weight_kg: {type: number, minimum: 0.001," in text
+    provider.write_text(
+        text.replace(
+            "weight_kg: {type: number, minimum: 0.001,",
+            "weight_kg: {type: number, minimum: 0, exclusiveMinimum: true,",
+        ),
+        encoding="utf-8",
+    )
+    spec = folder / "integration.yaml"
+    spec.write_text(
+        spec.read_text(encoding="utf-8").replace(
+            "working_dir: ../../examples", f"working_dir: {REPO / 'examples'}"
+        ),
+        encoding="utf-8",
+    )
+    return spec
+
+
+def test_the_example_mapping_holds_for_every_generated_record() -> None:
+    results = check_data_mapping(load_project(EXAMPLE_SPEC), seed=1, max_examples=40)
+    assert results and all(r.status == "passed" for r in results), [
+        (r.id, r.summary) for r in results if r.status != "passed"
+    ]
+
+
+def test_the_example_mapping_rows_hold_and_the_weight_rounding_gap_is_found(tmp_path: Path) -> None:
+    spec = _example_with_any_positive_weight(tmp_path)
+    results = _by_id(check_data_mapping(load_project(spec), seed=1, max_examples=40))
     rows = [r for r in results.values() if r.id.startswith("contract/mapping/row/")]
     assert [r.attributes["row"] for r in rows] == [
         "external_id",
