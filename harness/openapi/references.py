@@ -45,6 +45,20 @@ def reference_problems(
                     )
                 )
 
+    if spec.contract is not None:
+        for index, rule in enumerate(spec.contract.checks or ()):
+            for position, op_id in enumerate(rule.operations or ()):
+                if op_id not in provider_ops:
+                    add(
+                        source.problem(
+                            ["contract", "checks", index, "operations", position],
+                            _unknown_operation(provider, op_id),
+                        )
+                    )
+
+    if spec.load is not None:
+        problems.extend(_load_problems(loaded, provider))
+
     mapping = spec.data_mapping
     if mapping is not None:
         op = provider_ops.get(mapping.source_operation)
@@ -113,6 +127,41 @@ def reference_problems(
                                 f"{found}, in the request body of '{dest.operation}'",
                             )
                         )
+    return problems
+
+
+def _load_problems(loaded: LoadedSpec, provider: OpenAPIDocument) -> list[Problem]:
+    """Operations the ``load`` section names: caught by ``harness validate``, not minutes into a
+    load run (or never, for a threshold that would only ever report "never produced").
+
+    The mix (``load.operations``) is sent to the provider, so it must name provider operations.
+    A threshold judges one operation of whatever target runs: a provider operation, or one of
+    ``load.integration.operations`` (``--target integration``). Those belong to the service's own
+    document, which only the load stage loads; it checks them when it plans such a run.
+    """
+    load = loaded.spec.load
+    assert load is not None
+    source = loaded.source
+    problems: list[Problem] = []
+    for index, entry in enumerate(load.operations or ()):
+        if entry.operation not in provider.operations:
+            problems.append(
+                source.problem(
+                    ["load", "operations", index, "operation"],
+                    _unknown_operation(provider, entry.operation),
+                )
+            )
+    served = (
+        {entry.operation for entry in load.integration.operations} if load.integration else set()
+    )
+    for index, threshold in enumerate(load.thresholds or ()):
+        op_id = threshold.operation
+        if op_id is None or op_id in provider.operations or op_id in served:
+            continue
+        message = _unknown_operation(provider, op_id)
+        if served:
+            message += f" nor in load.integration.operations ({', '.join(sorted(served))})"
+        problems.append(source.problem(["load", "thresholds", index, "operation"], message))
     return problems
 
 

@@ -368,6 +368,120 @@ class IntegrationUnderTest:
     env_names: EnvNames = field(default_factory=EnvNames)
 
 
+LoadBasis = Literal["throughput", "rate_limit", "fixed", "unpaced"]
+LoadJudge = Literal["latency", "errors", "throughput", "timeouts", "rate_limit", "degradation"]
+LoadMetric = Literal[
+    "p50_ms",
+    "p90_ms",
+    "p95_ms",
+    "p99_ms",
+    "max_ms",
+    "error_rate_percent",
+    "timeout_rate_percent",
+    "rps",
+    "requests",
+    "status_429",
+]
+
+
+@dataclass(frozen=True)
+class LoadOperation:
+    """One operation of a load mix, with its share and any fixed parameter values."""
+
+    operation: str
+    weight: int = 1
+    parameters: dict[str, str | int | bool] | None = None
+
+
+@dataclass(frozen=True)
+class LoadStage:
+    """A part of a profile's run (the rate-limit profile: under the limit, then over it)."""
+
+    name: str
+    share: float = 1
+    client_limiter: bool = False
+    expect_429: bool = False
+
+
+@dataclass(frozen=True)
+class SlowResponses:
+    share: float
+    latency_factor: float = 1.5
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """A load profile as data; unset fields come from the profile it extends."""
+
+    name: str
+    extends: str | None = None
+    description: str | None = None
+    duration_seconds: float | None = None
+    users: int | None = None
+    basis: LoadBasis | None = None
+    factor: float | None = None
+    rps: float | None = None
+    max_rps: float | None = None
+    stages: tuple[LoadStage, ...] | None = None
+    provider_rate_limit: Literal["declared", "unlimited"] | None = None
+    faults: str | None = None
+    slow_responses: SlowResponses | None = None
+    timeout_seconds: float | None = None
+    judge: tuple[LoadJudge, ...] | None = None
+    degradation_factor: float | None = None
+    locustfile: str | None = None
+
+
+@dataclass(frozen=True)
+class LoadThreshold:
+    metric: LoadMetric
+    operation: str | None = None
+    profile: str | None = None
+    max: float | None = None
+    min: float | None = None
+
+
+@dataclass(frozen=True)
+class LoadIntegration:
+    url: str
+    openapi: str
+    operations: tuple[LoadOperation, ...]
+
+
+@dataclass(frozen=True)
+class Load:
+    """The load stage's own settings (``harness load``): mix, profiles, extra thresholds."""
+
+    operations: tuple[LoadOperation, ...] | None = None
+    peak_factor: float = 2
+    profiles: tuple[LoadProfile, ...] | None = None
+    profiles_dir: str | None = None
+    thresholds: tuple[LoadThreshold, ...] | None = None
+    integration: LoadIntegration | None = None
+
+
+GenerationMode = Literal["positive", "negative"]
+
+
+@dataclass(frozen=True)
+class ContractCheckRule:
+    """Checks of the contract stage switched off for some operations (all when ``None``), and why."""
+
+    exclude: tuple[str, ...]
+    reason: str
+    operations: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Contract:
+    """How the contract stage tests the provider's document (``harness contract``)."""
+
+    max_examples: int | None = None
+    generation: tuple[GenerationMode, ...] | None = None
+    stateful: bool = True
+    checks: tuple[ContractCheckRule, ...] | None = None
+
+
 @dataclass(frozen=True)
 class IntegrationSpec:
     """One integration, as its team describes it: the root of everything the harness does."""
@@ -398,3 +512,5 @@ class IntegrationSpec:
     documentation: Documentation | None = None
     approvals: tuple[Approval, ...] | None = None
     integration_under_test: IntegrationUnderTest | None = None
+    contract: Contract | None = None
+    load: Load | None = None

@@ -223,10 +223,15 @@ def test_unknown_operations_and_unsafe_live_methods_are_located(tmp_path: Path) 
         )
 
     spec = spec_variant(tmp_path, edit)
-    project = load_project(spec)
-    message = _problems(project, target="live", environ=CREDS)
-    assert f"{spec}:" in message and "load.operations[0].operation" in message
-    assert "'listPet' is not an operation" in message
+    # An operation the provider lacks is a spec problem: loading (harness validate) reports it.
+    with pytest.raises(InputError) as caught:
+        load_project(spec)
+    (unknown,) = caught.value.problems
+    assert f"{spec}:" in str(unknown) and "load.operations[0].operation" in str(unknown)
+    assert "'listPet' is not in" in str(unknown)
+    spec = spec_variant(tmp_path, lambda text: edit(text).replace("listPet}", "listPets}"))
+    message = _problems(load_project(spec), target="live", environ=CREDS)
+    assert f"{spec}:" in message and "load.operations[0]" not in message
     assert "load.operations[1].operation" in message and "allow_unsafe_methods" in message
 
 
