@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from harness.commands import default_out_dir
+
 if TYPE_CHECKING:
     from harness.results.model import StageResult
 
@@ -193,7 +195,7 @@ def _run(
         baseline=baseline,
         cassettes_dir=cassettes_dir,
     )
-    out = out_dir if out_dir is not None else _default_out_dir(project.spec.spec.name)
+    out = out_dir if out_dir is not None else default_out_dir(project.spec.spec.name)
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
@@ -214,14 +216,6 @@ def _run(
     # every object schemathesis and hypothesis built on the way out (~0.3 s of a 4 s run).
     gc.freeze()
     return result.exit_code
-
-
-def _default_out_dir(name: str) -> Path:
-    from datetime import UTC, datetime
-
-    from harness.scaffold import slugify
-
-    return Path("reports") / slugify(name) / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
 
 
 def _print_summary(result: StageResult, out: Path, junit: Path | None) -> None:

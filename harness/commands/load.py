@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast
 
 import click
 
+from harness.commands import default_out_dir
 from harness.problems import InputError, Problem
 
 if TYPE_CHECKING:
@@ -39,13 +39,6 @@ def parse_bind(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError([Problem("--master-bind", None, "", f"not HOST:PORT: {text!r}")])
     return host.strip("[]"), int(port)
-
-
-def default_out_dir(name: str) -> Path:
-    from harness.scaffold import slugify
-
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("reports") / slugify(name) / stamp
 
 
 @click.command(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from harness.commands import default_out_dir
 from harness.results.model import RunResult, StageName, StageResult
 
 STAGE_NAMES: tuple[StageName, ...] = ("contract", "scenarios", "load")
@@ -24,14 +24,6 @@ def _parse_stages(_ctx: click.Context, _param: click.Parameter, value: str) -> t
             f"{', '.join(unknown) or 'nothing'} is not a stage; choose from {', '.join(STAGE_NAMES)}"
         )
     return names
-
-
-def default_out_dir(integration_name: str) -> Path:
-    """``reports/<integration>/<UTC timestamp>/``: one folder per run, never overwritten."""
-    from harness.scaffold import slugify
-
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("reports") / slugify(integration_name) / stamp
 
 
 @click.command(name="run", short_help="Run every stage and write the readiness report.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,20 +12,13 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from harness.commands import default_out_dir
 from harness.results.model import StageInterrupted, StageResult
 
 if TYPE_CHECKING:
     from harness.scenarios.model import Scenario
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "yellow", "skipped": "dim"}
-
-
-def _default_out_dir(integration_name: str) -> Path:
-    """``reports/<integration>/<UTC timestamp>/``."""
-    from harness.scaffold import slugify
-
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return Path("reports") / slugify(integration_name) / stamp
 
 
 @click.command(
@@ -155,7 +147,7 @@ def command(
     if list_only:
         _print_list(list_scenarios(project, options))
         return
-    out = out_dir or _default_out_dir(project.spec.spec.name)
+    out = out_dir or default_out_dir(project.spec.spec.name)
     started = time.monotonic()
 
     def progress(line: str) -> None:

@@ -84,7 +84,12 @@ class Token:
         return self.lifetime_seconds - (now - self.fetched_at)
 
 
-def live_credentials(project: Project, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+def live_credentials(
+    project: Project,
+    environ: Mapping[str, str] | None = None,
+    *,
+    why: str = "a live run needs the real credential",
+) -> dict[str, str]:
     """Credential values for a live run, by spec field; every one must be set (``InputError``)."""
     env = os.environ if environ is None else environ
     auth = project.spec.spec.authentication
@@ -99,7 +104,7 @@ def live_credentials(project: Project, environ: Mapping[str, str] | None = None)
             problems.append(
                 project.spec.source.problem(
                     ["authentication", name],
-                    f"{var or reference} is not set: a live run needs the real credential",
+                    f"{var or reference} is not set: {why}",
                 )
             )
             continue

@@ -37,12 +37,12 @@ from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from harness.contract.auth import live_credentials
 from harness.openapi.generate import GenerationError
 from harness.openapi.operations import CompiledOperation, compile_document
 from harness.problems import InputError, Problem
 from harness.project import Project
 from harness.redact import REDACTED, Redactor
-from harness.spec.secrets import env_name
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -101,7 +101,9 @@ def record(
     say = progress or (lambda _line: None)
     env = os.environ if environ is None else environ
     base_url = _base_url(project, options.base_url)
-    credentials = _credentials(project, env)
+    credentials = live_credentials(
+        project, env, why="recording needs the real credential (its value is never written)"
+    )
     selected, skipped = _select(project, options.operations)
     secrets = _Secrets(Redactor.of(credentials.values()), set(credentials.values()))
     vcr = _vcr(project, secrets)
@@ -183,30 +185,6 @@ def _base_url(project: Project, override: str | None) -> str:
             ]
         )
     return url.rstrip("/")
-
-
-def _credentials(project: Project, env: Mapping[str, str]) -> dict[str, str]:
-    """Credential field -> value, from the environment the spec's ``${VAR}`` references name."""
-    auth = project.spec.spec.authentication
-    if auth is None:
-        return {}
-    values: dict[str, str] = {}
-    problems: list[Problem] = []
-    for name, reference in auth.credential_refs().items():
-        var = env_name(reference)
-        value = env.get(var) if var else None
-        if not value:
-            problems.append(
-                project.spec.source.problem(
-                    ["authentication", name],
-                    f"set {var} in the environment to record (the value is never written)",
-                )
-            )
-            continue
-        values[name] = value
-    if problems:
-        raise InputError(problems)
-    return values
 
 
 def _select(

@@ -215,7 +215,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("RECORD_TEST_CLIENT_SECRET", raising=False)
     unset = run_cli("record", str(SPEC), "--base-url", "http://127.0.0.1:9", "--out", str(tmp_path))
     assert unset.code == 2
-    assert "set RECORD_TEST_CLIENT_ID in the environment" in unset.stderr
+    assert "RECORD_TEST_CLIENT_ID is not set: recording needs the real credential" in unset.stderr
     monkeypatch.setenv("RECORD_TEST_CLIENT_ID", "id-value-1234")
     monkeypatch.setenv("RECORD_TEST_CLIENT_SECRET", "secret-value-5678")
     cases = {
