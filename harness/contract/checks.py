@@ -34,7 +34,12 @@ from schemathesis.core.failures import Failure, Severity
 from schemathesis.generation.meta import REQUEST_SHAPE_PROBES, coverage_scenario
 
 from harness.openapi.document import OpenAPIDocument
-from harness.openapi.operations import CompiledOperation, CompiledSchema, ResponseSpec
+from harness.openapi.operations import (
+    CompiledOperation,
+    CompiledSchema,
+    DocumentedResponse,
+    documented_response,
+)
 from harness.spec.model import RateLimits
 
 if TYPE_CHECKING:
@@ -54,7 +59,6 @@ RUN_CHECK_CODES: dict[str, str] = {
 }
 """Checks the harness judges over a whole run (not per response)."""
 
-_RANGE = re.compile(r"[1-5]XX", re.IGNORECASE)
 _INTEGER = re.compile(r"^-?[0-9]+$")
 
 
@@ -107,13 +111,7 @@ FAILURE_CLASSES: dict[str, type[HarnessFailure]] = {
 }
 
 
-@dataclass(frozen=True)
-class Documented:
-    """The documented response covering one status: key as written, media types, spec."""
-
-    key: str
-    media_types: tuple[str, ...]
-    spec: ResponseSpec | None
+Documented = DocumentedResponse
 
 
 @dataclass
@@ -167,39 +165,8 @@ def active_run(case: Case[Any]) -> HarnessRun | None:
 
 
 def _documented(document: OpenAPIDocument, op: CompiledOperation, status: int) -> Documented | None:
-    """The documented response covering ``status``: exact code, then ``2XX``, then default."""
-    responses = document.deref(op.operation.definition.get("responses") or {}).node
-    if not isinstance(responses, dict):
-        return None
-    keys = {str(k): k for k in responses}
-    key = next(
-        (
-            k
-            for k in (str(status), f"{status // 100}XX", f"{status // 100}xx", "default")
-            if k in keys
-        ),
-        None,
-    )
-    if key is None:
-        return None
-    node = document.deref(responses[keys[key]]).node
-    node = node if isinstance(node, dict) else {}
-    if document.version == "2.0":
-        produces = op.operation.definition.get("produces") or document.data.get("produces")
-        types = (
-            tuple(str(t) for t in (produces or ["application/json"])) if "schema" in node else ()
-        )
-    else:
-        types = tuple(str(t) for t in (node.get("content") or {}))
-    spec: ResponseSpec | None
-    if key.isdigit():
-        spec = op.responses.get(int(key))
-    elif _RANGE.fullmatch(key):
-        ranged = op.responses.get(int(key[0]) * 100)
-        spec = ranged if ranged is not None and ranged.status == 0 else None
-    else:
-        spec = op.default_response
-    return Documented(key, types, spec)
+    """The documented response covering ``status`` (see ``openapi.operations``)."""
+    return documented_response(document, op, status)
 
 
 def bare_media_type(value: str) -> str:

@@ -601,3 +601,50 @@ __all__ = [
     "compile_document",
     "path_params",
 ]
+
+
+_STATUS_RANGE = re.compile(r"[1-5]XX", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DocumentedResponse:
+    """The documented response covering one status: its key as written (``200``, ``2XX``,
+    ``default``), its media types as written, and the compiled response (``None`` when the
+    engine could not compile it). Shared by the proxy's response check and the contract stage,
+    so both agree on which documented response judges a status."""
+
+    key: str
+    media_types: tuple[str, ...]
+    spec: ResponseSpec | None
+
+
+def documented_response(
+    document: OpenAPIDocument, op: CompiledOperation, status: int
+) -> DocumentedResponse | None:
+    """The documented response covering ``status``: exact code, then ``2XX``, then default."""
+    responses = document.deref(op.operation.definition.get("responses") or {}).node
+    if not isinstance(responses, dict):
+        return None
+    keys = {str(k): k for k in responses}
+    candidates = (str(status), f"{status // 100}XX", f"{status // 100}xx", "default")
+    key = next((k for k in candidates if k in keys), None)
+    if key is None:
+        return None
+    node = document.deref(responses[keys[key]]).node
+    node = node if isinstance(node, dict) else {}
+    if document.version == "2.0":
+        produces = op.operation.definition.get("produces") or document.data.get("produces")
+        types = (
+            tuple(str(t) for t in (produces or ["application/json"])) if "schema" in node else ()
+        )
+    else:
+        types = tuple(str(t) for t in (node.get("content") or {}))
+    spec: ResponseSpec | None
+    if key.isdigit():
+        spec = op.responses.get(int(key))
+    elif _STATUS_RANGE.fullmatch(key):
+        ranged = op.responses.get(int(key[0]) * 100)
+        spec = ranged if ranged is not None and ranged.status == 0 else None
+    else:
+        spec = op.default_response
+    return DocumentedResponse(key, types, spec)

@@ -14,18 +14,20 @@ only for a body that fails.
 from __future__ import annotations
 
 import json
-import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
 
 from harness.openapi.document import OpenAPIDocument
-from harness.openapi.operations import CompiledOperation, CompiledSchema, ResponseSpec
+from harness.openapi.operations import (
+    CompiledOperation,
+    CompiledSchema,
+    documented_response,
+)
 from harness.provider.messages import Headers
 
 __all__ = ["ResponseChecker"]
 
-_RANGE = re.compile(r"[1-5]XX", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -121,40 +123,10 @@ class ResponseChecker:
 
     def _documented(self, op: CompiledOperation, status: int) -> _Documented | None:
         """The documented response that covers ``status``: exact code, then ``2XX``, then default."""
-        document = self.document
-        responses = document.deref(op.operation.definition.get("responses") or {}).node
-        if not isinstance(responses, dict):
+        documented = documented_response(self.document, op, status)
+        if documented is None:
             return None
-        keys = {str(k): k for k in responses}
-        key = next(
-            (
-                k
-                for k in (str(status), f"{status // 100}XX", f"{status // 100}xx", "default")
-                if k in keys
-            ),
-            None,
-        )
-        if key is None:
-            return None
-        response = document.deref(responses[keys[key]])
-        node = response.node if isinstance(response.node, dict) else {}
-        if document.version == "2.0":
-            produces = op.operation.definition.get("produces") or document.data.get("produces")
-            types = (
-                tuple(str(t) for t in (produces or ["application/json"]))
-                if "schema" in node
-                else ()
-            )
-        else:
-            types = tuple(str(t) for t in (node.get("content") or {}))
-        spec: ResponseSpec | None
-        if key.isdigit():
-            spec = op.responses.get(int(key))
-        elif _RANGE.fullmatch(key):
-            ranged = op.responses.get(int(key[0]) * 100)
-            spec = ranged if ranged is not None and ranged.status == 0 else None
-        else:
-            spec = op.default_response
+        key, types, spec = documented.key, documented.media_types, documented.spec
         bare = [_bare(t) for t in types]
         prefixes = tuple("" if t == "*/*" else t[:-1] for t in bare if t.endswith("/*"))
         required = tuple((n.lower(), n) for n in spec.required_headers) if spec else ()
