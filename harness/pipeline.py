@@ -8,9 +8,11 @@ the report are written for what finished. After every stage the partial results 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -159,6 +161,8 @@ def run_pipeline(
             stages.append(_crashed(name, error, stage_started))
             crashed = True
         else:
+            if name == "contract" and result.status in ("passed", "failed"):
+                result = _with_pytest_html(result, spec_path, options, progress)
             stages.append(result)
         if interrupted:
             break
@@ -168,6 +172,51 @@ def run_pipeline(
     run = assemble(incomplete=interrupted or crashed, scan=True)
     write_outputs(run, options.out_dir)
     return RunOutcome(result=run, interrupted=interrupted)
+
+
+def _with_pytest_html(
+    result: StageResult, spec_path: Path, options: RunOptions, progress: Progress
+) -> StageResult:
+    """The contract cases once more as pytest items, for pytest-html's report of them.
+
+    The contract stage runs schemathesis as a library; teams who live in pytest read the same
+    cases in pytest-html, so the run keeps that report too (the plugin is ``harness.pytest_plugin``,
+    the same seed gives the same cases). It costs a few seconds; a failure to produce it is
+    shown, never fatal: the stage's verdict does not depend on it.
+    """
+    folder = options.out_dir / "contract" / "pytest-html"
+    folder.mkdir(parents=True, exist_ok=True)
+    report = folder / "report.html"
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "--integration-spec",
+        str(spec_path.resolve()),
+        "--integration-only",
+        "--integration-seed",
+        str(options.seed),
+        "--integration-out",
+        str((folder / "stage").resolve()),
+        f"--html={report.resolve()}",
+        "--self-contained-html",
+    ]
+    progress("contract: writing the pytest-html report of the same cases")
+    try:
+        done = subprocess.run(
+            command, cwd=folder, capture_output=True, text=True, timeout=600, check=False
+        )
+    except subprocess.TimeoutExpired:
+        progress("contract: pytest-html report timed out (not written)")
+        return result
+    if done.returncode not in (0, 1) or not report.exists():
+        progress(f"contract: pytest-html report not written (pytest exit {done.returncode})")
+        return result
+    relative = str(report.relative_to(options.out_dir))
+    return replace(result, artifacts={**result.artifacts, "pytest-html": relative})
 
 
 def _ordered(stages: Sequence[StageName]) -> list[StageName]:

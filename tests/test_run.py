@@ -101,6 +101,10 @@ def test_careful_example_is_ready(runs: dict[str, Future[Run]]) -> None:
     }
     assert "verdict: READY" in run.stderr
     assert (run.out / "readiness.html").stat().st_size > 100_000  # charts embedded
+    # The contract cases as pytest items too, in pytest-html (environment table included).
+    contract = next(s for s in results["stages"] if s["stage"] == "contract")  # type: ignore[union-attr, index]
+    assert contract["artifacts"]["pytest-html"] == "contract/pytest-html/report.html"  # type: ignore[index]
+    assert "not_a_server_error" in (run.out / "contract/pytest-html/report.html").read_text()
 
 
 def test_naive_example_is_not_ready_naming_each_failing_item(runs: dict[str, Future[Run]]) -> None:
