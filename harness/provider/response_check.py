@@ -29,7 +29,6 @@ from harness.provider.messages import Headers
 __all__ = ["ResponseChecker"]
 
 
-
 @dataclass(frozen=True)
 class _Documented:
     """One documented response of an operation, prepared for cheap checks of many responses.
