@@ -85,8 +85,8 @@ def command(
     console = Console(stderr=True, highlight=False, soft_wrap=True)
     project = load_project(spec, display=str(spec))
     out = out_dir or default_out_dir(project.spec.spec.name)
-    options = RunOptions(
-        out_dir=out, stages=stages, profile=profile, integration=integration, seed=seed
+    options = RunOptions(  # stages hand paths to subprocesses with other working folders
+        out_dir=out.resolve(), stages=stages, profile=profile, integration=integration, seed=seed
     )
     started = time.monotonic()
 

@@ -109,6 +109,8 @@ def run_load(
     """Run one load profile against the target and judge it (see the module docstring)."""
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     clock = time.monotonic()
+    # Locust runs in its own working folder: every path handed to it must be absolute.
+    out_dir = out_dir.resolve()
     cwd = options.cwd or Path.cwd()
     profile = resolve_profile(project, options.profile, cwd)
     credentials = (

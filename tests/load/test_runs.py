@@ -47,12 +47,17 @@ def _check(result: StageResult, suffix: str) -> str:
     return check.status
 
 
-def test_smoke_passes_against_the_simulated_example(tmp_path: Path) -> None:
+def test_smoke_passes_against_the_simulated_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lines: list[str] = []
+    # A relative output folder, as `harness run` gets by default (reports/...): Locust runs in
+    # a working folder of its own, so the stage must hand it absolute paths.
+    monkeypatch.chdir(tmp_path)
     result = run_load(
         load_project(EXAMPLE_SPEC),
-        LoadOptions(profile="smoke", duration_seconds=3),
-        tmp_path,
+        LoadOptions(profile="smoke", duration_seconds=3, cwd=REPO),
+        Path("."),
         lines.append,
     )
     assert result.status == "passed", result.summary
