@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from harness.problems import InputError
 from harness.project import Project
 from harness.results.model import (
     Progress,
@@ -157,6 +158,18 @@ def run_pipeline(
             interrupted = True
         except KeyboardInterrupt:
             interrupted = True
+        except InputError as error:  # found late (e.g. --integration): bad input, not a crash
+            problems = "; ".join(str(problem) for problem in error.problems) or "invalid input"
+            stages.append(
+                StageResult(
+                    stage=name,
+                    status="error",
+                    summary=f"bad input: {problems}",
+                    started_at=_now(),
+                    duration_seconds=time.monotonic() - stage_started,
+                    error=f"bad input: {problems}",
+                )
+            )
         except Exception as error:  # a stage crash must not lose the other stages' evidence
             stages.append(_crashed(name, error, stage_started))
             crashed = True

@@ -68,7 +68,8 @@ def command(
 
     Writes results.json, readiness.html (one self-contained file) and junit.xml, plus each
     stage's own artifacts, to the output folder. The provider and destination are simulated
-    unless the spec says otherwise; nothing leaves 127.0.0.1.
+    on 127.0.0.1; only a spec whose provider.mode is live sends the contract stage to its
+    sandbox (allow-listed hosts only, under its declared rate limit).
 
     \b
     Exit codes: 0 ready, 1 not ready, 2 bad input / harness error / nothing tested,
