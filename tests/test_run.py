@@ -176,3 +176,13 @@ def test_ctrl_c_leaves_a_partial_marked_report(tmp_path: Path) -> None:
     html = (out / "readiness.html").read_text(encoding="utf-8")
     assert "incomplete" in html.lower()
     assert (out / "junit.xml").exists()
+
+
+def test_an_integration_that_does_not_exist_is_bad_input_with_a_report(tmp_path: Path) -> None:
+    out = tmp_path / "missing"
+    proc = _harness(out, "--stages", "scenarios", "--integration", "no-such-program-xyz")
+    run = _finish(proc, out, timeout=120)
+    assert run.code == 2
+    assert "bad input: --integration: command not found: 'no-such-program-xyz'" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.results["verdict"] == "error"  # the report still says what happened
