@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from harness.commands import default_out_dir
+from harness.commands import default_out_dir, run_and_write
 
 if TYPE_CHECKING:
     from harness.results.model import StageResult
@@ -179,8 +179,6 @@ def _run(
         from harness.contract.options import TARGETS, ContractOptions
         from harness.contract.runner import run_contract
         from harness.project import load_project
-        from harness.results.model import StageInterrupted
-        from harness.results.serialize import write_json
 
         project = load_project(spec, display=str(spec))
     finally:
@@ -200,17 +198,16 @@ def _run(
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
-    try:
-        result = run_contract(project, options, out, progress)
-    except StageInterrupted as stopped:
-        write_json(out / "contract.json", stopped.partial)
-        click.echo(f"harness: interrupted; partial results in {out / 'contract.json'}", err=True)
+    done = run_and_write(
+        lambda: run_contract(project, options, out, progress),
+        out,
+        junit=junit,
+        suite_name=f"contract: {project.spec.spec.name}",
+    )
+    if done.interrupted:
+        click.echo(f"harness: interrupted; partial results in {done.written}", err=True)
         return 130
-    write_json(out / "contract.json", result)
-    if junit is not None:
-        from harness.report.junit import write_junit
-
-        write_junit(junit, stages=[result], suite_name=f"contract: {project.spec.spec.name}")
+    result = done.result
     _print_summary(result, out, junit)
     # Everything is written and the process is about to exit: keep the collector from walking
     # every object schemathesis and hypothesis built on the way out (~0.3 s of a 4 s run).

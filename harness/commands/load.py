@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Literal, cast
 
 import click
 
-from harness.commands import default_out_dir
+from harness.commands import default_out_dir, run_and_write
 from harness.problems import InputError, Problem
 
 if TYPE_CHECKING:
@@ -160,8 +160,6 @@ def command(
     """
     from harness.load import LoadOptions, run_load
     from harness.project import load_project
-    from harness.results.model import StageInterrupted
-    from harness.results.serialize import write_json
 
     seconds = parse_duration(duration) if duration is not None else None
     bind = parse_bind(master_bind) if master_bind is not None else None
@@ -169,11 +167,6 @@ def command(
         raise InputError(
             [Problem("--remote-workers", None, "", "needs --master-bind HOST:PORT to listen on")]
         )
-    if junit_path is not None:
-        import importlib.util
-
-        if importlib.util.find_spec("harness.report.junit") is None:
-            raise InputError([Problem("--junit", None, "", "JUnit output is not available yet")])
     project = load_project(spec, display=str(spec))
     out = out_dir or default_out_dir(project.spec.spec.name)
     options = LoadOptions(
@@ -193,18 +186,15 @@ def command(
     def progress(line: str) -> None:
         click.echo(line, err=True)
 
-    interrupted = False
-    try:
-        result = run_load(project, options, out.resolve(), progress)
-    except StageInterrupted as stop:
-        result, interrupted = stop.partial, True
-    write_json(out / "load.json", result)
-    if junit_path is not None:
-        from harness.report.junit import write_junit
-
-        write_junit(junit_path, stages=[result], suite_name=f"{project.spec.spec.name}: load")
+    done = run_and_write(
+        lambda: run_load(project, options, out, progress),
+        out,
+        junit=junit_path,
+        suite_name=f"{project.spec.spec.name}: load",
+    )
+    result = done.result
     _print_summary(result, out)
-    if interrupted:
+    if done.interrupted:
         click.echo(f"harness: interrupted; partial results in {out}", err=True)
         return EXIT_INTERRUPTED
     return result.exit_code

@@ -12,8 +12,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from harness.commands import default_out_dir
-from harness.results.model import StageInterrupted, StageResult
+from harness.commands import default_out_dir, run_and_write
+from harness.results.model import StageResult
 
 if TYPE_CHECKING:
     from harness.scenarios.model import Scenario
@@ -130,7 +130,6 @@ def command(
       harness scenarios contracts/petstore/integration.yaml --list
     """
     from harness.project import load_project
-    from harness.results.serialize import write_json
     from harness.scenarios.stage import ScenariosOptions, list_scenarios, run_scenarios
 
     console = Console(stderr=True, highlight=False)
@@ -154,18 +153,15 @@ def command(
         console.print(f"[dim]{time.monotonic() - started:6.1f}s[/dim] {line}", soft_wrap=True)
 
     console.print(f"harness scenarios: {project.spec.spec.name} -> {out}")
-    interrupted = False
-    try:
-        result = run_scenarios(project, options, out, progress)
-    except StageInterrupted as stop:
-        result, interrupted = stop.partial, True
-    write_json(out / "scenarios.json", result)
-    if junit_path is not None:
-        from harness.report.junit import write_junit
-
-        write_junit(junit_path, [result], suite_name=f"{project.spec.spec.name}: scenarios")
+    done = run_and_write(
+        lambda: run_scenarios(project, options, out, progress),
+        out,
+        junit=junit_path,
+        suite_name=f"{project.spec.spec.name}: scenarios",
+    )
+    result = done.result
     _print_summary(console, result, out)
-    if interrupted:
+    if done.interrupted:
         console.print("[yellow]interrupted: scenarios.json holds what finished (incomplete)[/]")
         sys.exit(130)
     sys.exit(result.exit_code)
