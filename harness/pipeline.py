@@ -175,7 +175,7 @@ def run_pipeline(
             crashed = True
         else:
             if name == "contract" and result.status in ("passed", "failed"):
-                result = _with_pytest_html(result, spec_path, options, progress)
+                result = _with_pytest_html(project, result, spec_path, options, progress)
             stages.append(result)
         if interrupted:
             break
@@ -188,15 +188,26 @@ def run_pipeline(
 
 
 def _with_pytest_html(
-    result: StageResult, spec_path: Path, options: RunOptions, progress: Progress
+    project: Project,
+    result: StageResult,
+    spec_path: Path,
+    options: RunOptions,
+    progress: Progress,
 ) -> StageResult:
     """The contract cases once more as pytest items, for pytest-html's report of them.
 
     The contract stage runs schemathesis as a library; teams who live in pytest read the same
     cases in pytest-html, so the run keeps that report too (the plugin is ``harness.pytest_plugin``,
     the same seed gives the same cases). It costs a few seconds; a failure to produce it is
-    shown, never fatal: the stage's verdict does not depend on it.
+    shown, never fatal: the stage's verdict does not depend on it. Only against the simulated
+    provider: a live sandbox is not sent the same cases twice.
     """
+    if project.spec.spec.provider.mode == "live":
+        # Replaying would send every case to the real sandbox a second time.
+        progress(
+            "contract: no pytest-html report against a live provider (it would resend every case)"
+        )
+        return result
     folder = options.out_dir / "contract" / "pytest-html"
     folder.mkdir(parents=True, exist_ok=True)
     report = folder / "report.html"
