@@ -42,11 +42,10 @@ from harness.openapi.generate import GenerationError
 from harness.openapi.operations import CompiledOperation, compile_document
 from harness.problems import InputError, Problem
 from harness.project import Project
-from harness.redact import REDACTED, Redactor
+from harness.redact import DEFAULT_SENSITIVE_HEADERS, REDACTED, Redactor
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 DEFAULT_TIMEOUT_SECONDS = 10.0
-_FILTERED_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-api-key")
 _FILTERED_FORM_FIELDS = ("client_id", "client_secret", "password", "refresh_token", "assertion")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -414,7 +413,7 @@ def _vcr(project: Project, secrets: _Secrets) -> Any:
     vcr: Any = importlib.import_module("vcr")
 
     auth = project.spec.spec.authentication
-    headers = list(_FILTERED_HEADERS)
+    headers = sorted(DEFAULT_SENSITIVE_HEADERS)  # the redactor's own list, as vcrpy filters
     params: list[str] = []
     if auth is not None and auth.kind == "api_key" and auth.key_name:
         (params if auth.key_in == "query" else headers).append(auth.key_name)
