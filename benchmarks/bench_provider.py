@@ -8,12 +8,19 @@ loads the example document's operations (GET /pets, GET /pets/1, POST /pets) on:
                  high it never triggers), an empty fault plan, the durable traffic log to a file;
 2. ``sim``       the same without the traffic log;
 3. ``prism``     ``prism mock`` on the same document, static examples (and ``prism-dyn``, ``-d``);
-4. ``nginx``     the simulator's own response bodies as static files (the ceiling).
+4. ``nginx``     the simulator's own response bodies as static files (the ceiling);
+5. ``proxy``     the fault proxy in front of a simulator against that simulator direct, and
+                 Prism's validating proxy (``prism proxy --errors``) in front of the same
+                 simulator: ``bench_proxy.measure_upstream`` (see bench_proxy.py for the set-up:
+                 upstream on CPU 0, proxies on CPU 1, GET /pets/1, p50 at one connection with
+                 the client on the proxy's CPU, wrk -t1 at ``--proxy-connections`` unpinned).
 
 Prints requests/s, p50/p99 latency and the ratios against their targets (simulator/Prism
 requests/s >= 5, simulator p99/Prism p99 <= 0.5, traffic log on/off >= 0.85, no traffic record
-lost), and writes everything to ``benchmarks/results/provider-<date>.json``. Always exits 0 once
-it has measured: missing a target is a finding, not a failure. Missing tools are skipped.
+lost; proxy added p50 <= 0.2 ms, proxied/direct requests/s >= 0.4, harness proxy/Prism proxy
+requests/s >= 4), and writes everything to ``benchmarks/results/provider-<date>.json``. Always
+exits 0 once it has measured: missing a target is a finding, not a failure. Missing tools are
+skipped.
 
     python benchmarks/bench_provider.py [--duration 5] [--connections 32]
 
@@ -45,6 +52,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_proxy  # noqa: E402  (the proxy comparison lives there, runnable on its own too)
+
 SPEC = BENCH / "specs" / "provider-bench.yaml"
 FAULTS = BENCH / "specs" / "empty-faults.yaml"
 DOCUMENT = ROOT / "contracts" / "petstore" / "provider.openapi.yaml"
@@ -71,7 +82,7 @@ OPS = (
     Op("GET /pets/1", "GET", "/pets/1"),
     Op("POST /pets", "POST", "/pets", POST_BODY),
 )
-TARGETS = ("sim+log", "sim", "prism", "prism-dyn", "nginx")
+TARGETS = ("sim+log", "sim", "prism", "prism-dyn", "nginx", "proxy")
 
 TARGETS_ABOUT = {
     "sim+log": "harness simulate: validation, auth, rate limit, empty fault plan, traffic log",
@@ -79,7 +90,9 @@ TARGETS_ABOUT = {
     "prism": "prism mock (static examples)",
     "prism-dyn": "prism mock -d (dynamic, json-schema-faker)",
     "nginx": "nginx, the simulator's bodies as static files (ceiling)",
+    "proxy": "harness proxy in front of a simulator vs direct, and Prism's validating proxy",
 }
+PROXY_SECONDS = 45.0  # about what the proxy target takes with the default settings
 
 
 # --- processes: every child in its own session, all killed on the way out --------------------
@@ -504,6 +517,29 @@ def start_nginx(
     return Server(port, process, log, {})
 
 
+# --- the proxy comparison (bench_proxy.py's code) -------------------------------------------------
+
+
+def measure_proxy(args: argparse.Namespace) -> dict[str, Any]:
+    """The fault proxy in front of a simulator vs direct, and Prism's validating proxy."""
+    entry: dict[str, Any] = {"about": TARGETS_ABOUT["proxy"]}
+    try:
+        entry["figures"] = bench_proxy.measure_upstream(
+            "simulator",
+            duration=args.duration,
+            connections=args.proxy_connections,
+            requests=args.proxy_requests,
+            prism=args.prism,
+            with_prism=bool(args.prism),
+            pin=args.pin,
+            say=lambda line: print("    " + line.strip(), flush=True),
+        )
+    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
+        print(f"    ! proxy failed: {error}", flush=True)
+        entry["error"] = str(error)
+    return entry
+
+
 # --- one target, every operation ---------------------------------------------------------------
 
 
@@ -657,6 +693,32 @@ def print_report(results: dict[str, Any], ratios: dict[str, Any]) -> None:
         print(f"{label:<36} " + " ".join(cells))
 
 
+def proxy_ratios(figures: dict[str, Any]) -> dict[str, Any]:
+    """The three proxy figures judged against the issue's targets (GET /pets/1)."""
+    return {key: figures.get(key) for key, _, _, _ in bench_proxy.PROXY_TARGETS}
+
+
+def print_proxy_report(figures: dict[str, Any]) -> None:
+    print()
+    print(
+        f"proxy, GET /pets/1 (simulator upstream): p50 direct {figures['p50_direct_ms']:.3f} ms,"
+        f" proxied {figures['p50_proxied_ms']:.3f} ms; client on the upstream's CPU: added"
+        f" {figures['client_on_upstream_cpu']['added_p50_ms']:.3f} ms (information)"
+    )
+    if "rps_direct" in figures:
+        prism = figures.get("prism_proxy", {}).get("rps")
+        print(
+            f"  wrk -t1 -c{figures['connections']}: direct {figures['rps_direct']:,.0f}/s,"
+            f" proxied {figures['rps_proxied']:,.0f}/s"
+            + (f", Prism's validating proxy {prism:,.0f}/s" if prism else "")
+        )
+    for key, label, sense, goal in bench_proxy.PROXY_TARGETS:
+        value = figures.get(key)
+        met = bench_proxy.target_met(value, sense, goal)
+        text = "n/a" if value is None else f"{value:.3f}" + (" ok" if met else " MISS")
+        print(f"{label + f' ({sense} {goal:g})':<52} {text:>12}")
+
+
 def source_fingerprint() -> dict[str, str]:
     """Which harness code was measured: a hash of harness/**/*.py and the newest change."""
     import hashlib
@@ -763,6 +825,18 @@ def main() -> int:
         help=f"comma-separated subset of {','.join(TARGETS)}",
     )
     parser.add_argument(
+        "--proxy-connections",
+        type=int,
+        default=64,
+        help="wrk connections for the proxy comparison (default 64, as bench_proxy.py)",
+    )
+    parser.add_argument(
+        "--proxy-requests",
+        type=int,
+        default=2000,
+        help="requests per side for the proxy's p50 at one connection (default 2000)",
+    )
+    parser.add_argument(
         "--prism-log-level",
         default="error",
         help="prism -v level (default error: no per-request log lines)",
@@ -801,7 +875,9 @@ def main() -> int:
         targets = [t for t in targets if t != "nginx"]
 
     per_target = len(OPS) * (args.warmup + args.duration * args.repeat) + 8
-    estimate = per_target * len(targets)
+    estimate = per_target * len([t for t in targets if t != "proxy"])
+    if "proxy" in targets:
+        estimate += PROXY_SECONDS * args.duration / 5
     children = Children()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_interrupt)
@@ -825,6 +901,9 @@ def main() -> int:
         lua = post_script(work)
         for target in targets:
             print(f"  {target}: {TARGETS_ABOUT[target]}", flush=True)
+            if target == "proxy":
+                results[target] = measure_proxy(args)
+                continue
             try:
                 if target in ("sim+log", "sim"):
                     server = start_simulator(args, children, work, traffic=target == "sim+log")
@@ -879,6 +958,10 @@ def main() -> int:
     measured = {t: r for t, r in results.items() if "ops" in r}
     ratios = compute_ratios(measured)
     print_report(measured, ratios)
+    proxy_figures = results.get("proxy", {}).get("figures")
+    if proxy_figures:
+        ratios["proxy"] = proxy_ratios(proxy_figures)
+        print_proxy_report(proxy_figures)
     load_after = os.getloadavg()
     print(
         f"\nload average before {load_before[0]:.2f}, after {load_after[0]:.2f} (this machine may be shared: compare runs)"
@@ -910,7 +993,8 @@ def main() -> int:
         "notes": notes,
         "targets": results,
         "ratios": ratios,
-        "targets_goals": {key: f"{sense} {goal}" for key, _, sense, goal in TARGET_CHECKS},
+        "targets_goals": {key: f"{sense} {goal}" for key, _, sense, goal in TARGET_CHECKS}
+        | {f"proxy.{key}": f"{sense} {goal}" for key, _, sense, goal in bench_proxy.PROXY_TARGETS},
     }
     output.write_text(json.dumps(document, indent=2) + "\n")
     print(f"results: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")

@@ -7,8 +7,16 @@ and logs what it finds in the traffic record's ``validation_errors``. It never c
 response: the integration must see exactly what the provider sent, and the stages judge later.
 
 Everything per operation and status is looked up once and cached; the per-response work is a
-header scan, ``json.loads`` and a jsonschema_rs check. Wording (``jsonschema``, slower) happens
+header scan, ``orjson.loads`` and a jsonschema_rs check. Wording (``jsonschema``, slower) happens
 only for a body that fails.
+
+The verdict on a body is cached too, keyed by the schema, the content encoding and the body's
+bytes (``_VERDICTS`` entries, bodies up to ``_VERDICT_BODY_LIMIT`` bytes): the same bytes against
+the same schema always get the same verdict, and the proxy's budget is a fraction of a
+millisecond. A provider that repeats itself (a reference-data endpoint, a health check, the same
+broken body over and over) then costs a dictionary lookup instead of a parse, a validation and,
+for a failing body, a ``jsonschema`` wording each time. Bodies that differ every time (ids,
+timestamps) miss the cache and pay the full check, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +24,9 @@ from __future__ import annotations
 import json
 import zlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+import orjson
 
 from harness.openapi.document import OpenAPIDocument
 from harness.openapi.operations import (
@@ -27,6 +37,11 @@ from harness.openapi.operations import (
 from harness.provider.messages import Headers
 
 __all__ = ["ResponseChecker"]
+
+_VERDICTS: Final = 512
+"""Body verdicts a checker keeps (oldest dropped first)."""
+_VERDICT_BODY_LIMIT: Final = 16 * 1024
+"""Bodies larger than this are checked every time, never kept (bounds the cache's memory)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,7 @@ class ResponseChecker:
     def __init__(self, document: OpenAPIDocument) -> None:
         self.document = document
         self._cache: dict[tuple[str, int], _Documented | None] = {}
+        self._verdicts: dict[tuple[int, str | None, bytes], tuple[str, ...]] = {}
 
     def check(
         self,
@@ -117,8 +133,25 @@ class ResponseChecker:
                 f" (documented: {', '.join(types)})"
             )
         elif documented.schema is not None and _is_json(media):
-            problems.extend(_body_problems(documented.schema, body, encoding))
+            problems.extend(self._body_verdict(documented.schema, body, encoding))
         return tuple(problems) if problems else ()
+
+    def _body_verdict(
+        self, schema: CompiledSchema, body: bytes, encoding: str | None
+    ) -> tuple[str, ...]:
+        """``_body_problems``, remembered for bodies seen before (see the module docstring)."""
+        if len(body) > _VERDICT_BODY_LIMIT:
+            return tuple(_body_problems(schema, body, encoding))
+        # id(): the schema lives as long as this checker's ``_cache`` that holds it.
+        key = (id(schema), encoding, body)
+        verdicts = self._verdicts
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = tuple(_body_problems(schema, body, encoding))
+            if len(verdicts) >= _VERDICTS:
+                del verdicts[next(iter(verdicts))]
+            verdicts[key] = verdict
+        return verdict
 
     def _documented(self, op: CompiledOperation, status: int) -> _Documented | None:
         """The documented response that covers ``status``: exact code, then ``2XX``, then default."""
@@ -151,9 +184,14 @@ def _body_problems(schema: CompiledSchema, body: bytes, encoding: str | None) ->
         except zlib.error as error:
             return [f"response body does not decode as {encoding}: {error}"]
     try:
-        value = json.loads(body.decode())  # str parses faster than bytes (no encoding sniffing)
-    except ValueError as error:  # UnicodeDecodeError is one too
-        return [f"response body is not valid JSON: {error}"]
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        # orjson is stricter than the standard library (integers beyond 64 bits, NaN): ask
+        # ``json`` before calling the body broken, and word the error as ``json`` does.
+        try:
+            value = json.loads(body.decode())
+        except ValueError as error:  # UnicodeDecodeError is one too
+            return [f"response body is not valid JSON: {error}"]
     if schema.is_valid(value):
         return []
     return [f"response body {path}: {message}" for path, message in schema.messages(value)]

@@ -103,6 +103,26 @@ Result = UpstreamResponse | UpstreamError
 OnDone = Callable[[Result], None]
 
 
+# Response header names as sent -> (lower-cased, decoded as sent, hop-by-hop?). Upstreams repeat
+# the same few names: decoding and classifying each once saves work on every response.
+_NAMES: dict[bytes, tuple[bytes, str, bool]] = {}
+_NAMES_LIMIT: Final = 512
+
+
+def _name_info(name: bytes) -> tuple[bytes, str, bool]:
+    info = _NAMES.get(name)
+    if info is None:
+        lname = name.lower()
+        info = (
+            lname,
+            name.decode("latin-1"),
+            lname in _HOP_BY_HOP_BYTES or lname.startswith(b"proxy-"),
+        )
+        if len(_NAMES) < _NAMES_LIMIT:
+            _NAMES[name] = info
+    return info
+
+
 def _is_hop_by_hop(lname: str) -> bool:
     return lname in HOP_BY_HOP or lname.startswith("proxy-")
 
@@ -130,6 +150,26 @@ def _encode(text: str) -> bytes:
         return text.encode("utf-8")
 
 
+def _header_lines(headers: Headers) -> bytes:
+    """The client's headers as the upstream gets them: hop-by-hop ones (and what Connection
+    names), Host, Content-Length and Expect dropped; encoded, one line each."""
+    lines: list[tuple[str, bytes]] = []
+    named: list[str] = []
+    for name, value in headers:
+        lname = name.lower()
+        if lname in _NOT_COPIED or lname.startswith("proxy-"):
+            if lname == "connection":
+                named.extend(t.strip().lower() for t in value.split(","))
+            continue
+        lines.append((lname, _encode(name) + b": " + _encode(value) + b"\r\n"))
+    return b"".join(line for lname, line in lines if lname not in named)
+
+
+# Encoded header blocks per pool, by the client's header tuple: an integration sends the same
+# headers (token, user agent, accept) again and again, only the path and the body change.
+_BLOCKS_LIMIT: Final = 256
+
+
 class _HeadDone(Exception):
     """Raised from the parser callback: a HEAD response ends with its headers."""
 
@@ -146,7 +186,8 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.keep_alive = True
         self._on_done: OnDone | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self.deadline = 0.0  # loop time by which the exchange in flight must be answered
+        self.limit = 0.0  # that request's timeout, for the error message
         self._head_only = False
         self._received = 0
         self._status = 0
@@ -154,7 +195,6 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._headers_done = False
-        self._framed = True
 
     # asyncio callbacks
 
@@ -191,7 +231,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if self._on_done is not None:
             answered = self._received > 0
-            if self._headers_done and not self._framed:
+            if self._headers_done and not self._framed():
                 self.keep_alive = False
                 self._finish()  # the body was delimited by the close
             elif isinstance(exc, ConnectionResetError):
@@ -221,16 +261,21 @@ class _Connection(asyncio.Protocol):
             return  # an interim response (100, 103): the final one follows
         self._headers_done = True
         self.keep_alive = parser.should_keep_alive()
-        framed = status in (204, 304)
+        if self._head_only:
+            raise _HeadDone
+
+    def _framed(self) -> bool:
+        """Whether the response's length is known (else the close ends its body). Only asked
+        when the connection is lost mid-answer, so not worked out for every response."""
+        if self._status in (204, 304):
+            return True
         for name, value in self._headers:
-            lname = name.lower()
+            lname = _name_info(name)[0]
             if lname == b"content-length" or (
                 lname == b"transfer-encoding" and b"chunked" in value.lower()
             ):
-                framed = True
-        self._framed = framed
-        if self._head_only:
-            raise _HeadDone
+                return True
+        return False
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -245,65 +290,62 @@ class _Connection(asyncio.Protocol):
     # the exchange
 
     def send(
-        self, data: bytes, head_only: bool, remaining: float, limit: float, on_done: OnDone
+        self, data: bytes, head_only: bool, deadline: float, limit: float, on_done: OnDone
     ) -> None:
         """Write one request; ``on_done`` gets the final response or the failure, once.
 
-        ``remaining`` is what is left of the request's timeout ``limit`` (named in the error).
+        ``deadline`` (loop time) ends the request's timeout ``limit`` (named in the error); the
+        pool's sweep enforces it (no timer per request: arming and cancelling one costs more
+        than the rest of the bookkeeping of a forward).
         """
         self._on_done = on_done
         self._head_only = head_only
         self._received = 0
         self._headers_done = False
         self.uses += 1
-        self._timer = self._loop.call_later(remaining, self._timed_out, limit)
+        self.deadline = deadline
+        self.limit = limit
+        self._pool._watch(deadline)
         assert self.transport is not None
         self.transport.write(data)
 
     def _finish(self) -> None:
         on_done = self._on_done
         self._on_done = None
-        self._stop_timer()
         if on_done is None:
             return
-        # One pass: drop hop-by-hop headers (and those Connection names), decode the rest.
-        kept: list[tuple[bytes, str, str]] = []
-        named: list[bytes] = []
+        # One pass: drop hop-by-hop headers (noting what Connection names), decode the rest.
+        kept: list[tuple[str, str]] = []
+        named: list[bytes] | None = None
         for name, value in self._headers:
-            lname = name.lower()
-            if lname in _HOP_BY_HOP_BYTES or lname.startswith(b"proxy-"):
+            lname, text, hop = _name_info(name)
+            if hop:
                 if lname == b"connection":
+                    named = named or []
                     named.extend(t.strip().lower() for t in value.split(b","))
                 continue
-            kept.append((lname, name.decode("latin-1"), value.decode("latin-1")))
+            kept.append((text, value.decode("latin-1")))
+        headers = tuple(kept)
+        if named:  # rare: a Connection header naming end-to-end headers to drop as well
+            dropped = {n.decode("latin-1") for n in named}
+            headers = tuple(h for h in headers if h[0].lower() not in dropped)
         if not self.keep_alive:
             self.close()
         body = self._body
         self._body = []
         on_done(
-            UpstreamResponse(
-                self._status,
-                tuple((name, value) for lname, name, value in kept if lname not in named),
-                body[0] if len(body) == 1 else b"".join(body),
-            )
+            UpstreamResponse(self._status, headers, body[0] if len(body) == 1 else b"".join(body))
         )
 
     def _fail(self, error: UpstreamError) -> None:
         on_done = self._on_done
         self._on_done = None
-        self._stop_timer()
         self.abort()
         if on_done is not None:
             on_done(error)
 
-    def _timed_out(self, limit: float) -> None:
-        self._timer = None
-        self._fail(UpstreamTimeout(f"upstream did not answer within {limit:g} s"))
-
-    def _stop_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+    def _timed_out(self) -> None:
+        self._fail(UpstreamTimeout(f"upstream did not answer within {self.limit:g} s"))
 
     @property
     def busy(self) -> bool:
@@ -411,14 +453,13 @@ class Forwarding:
         self._finish(error)
 
     def _send(self, connection: _Connection) -> None:
-        remaining = self._deadline - self._pool._loop_time()
-        if remaining <= 0:
+        if self._deadline <= self._pool._loop_time():
             self._pool._release(connection)
             self._finish(UpstreamTimeout(f"upstream did not answer within {self._limit:g} s"))
             return
         self._connection = connection
         self._reused = connection.uses > 0
-        connection.send(self._data, self._head_only, remaining, self._limit, self._answered)
+        connection.send(self._data, self._head_only, self._deadline, self._limit, self._answered)
 
     def _answered(self, result: Result) -> None:
         """The connection's callback: release it, retry once if it was stale, else finish."""
@@ -500,6 +541,9 @@ class UpstreamPool:
         self.closing = False
         self._drained: asyncio.Event | None = None
         self._acquiring: set[Forwarding] = set()  # waiting for a connection, or connecting
+        self._sweep: asyncio.TimerHandle | None = None
+        self._sweep_at = 0.0
+        self._blocks: dict[Headers, bytes] = {}
 
     def target(self, path: str, query: str = "") -> str:
         """The request target upstream: base path + ``path`` (unless already there) + query."""
@@ -566,22 +610,52 @@ class UpstreamPool:
         return result
 
     def _encode_request(self, method: str, target: str, headers: Headers, body: bytes) -> bytes:
-        lines: list[tuple[str, bytes]] = []
-        named: list[str] = []
-        for name, value in headers:
-            lname = name.lower()
-            if lname in _NOT_COPIED or lname.startswith("proxy-"):
-                if lname == "connection":
-                    named.extend(t.strip().lower() for t in value.split(","))
+        block = self._blocks.get(headers)
+        if block is None:
+            block = _header_lines(headers)
+            if len(self._blocks) >= _BLOCKS_LIMIT:
+                self._blocks.clear()
+            self._blocks[headers] = block
+        length = b"content-length: %d\r\n" % len(body) if body or method in _BODY_METHODS else b""
+        return b"".join(
+            (
+                b"%s %s HTTP/1.1\r\n" % (_encode(method), _encode(target)),
+                self._host_line,
+                block,
+                length,
+                b"\r\n",
+                body,
+            )
+        )
+
+    # --- timeouts of exchanges in flight: one timer for the pool ---------------------------
+
+    def _watch(self, deadline: float) -> None:
+        """Make sure the sweep runs by ``deadline``. With one timeout for every request (the
+        usual case) each new deadline is later than the pending sweep's: nothing to arm."""
+        sweep = self._sweep
+        if sweep is not None and self._sweep_at <= deadline:
+            return
+        if sweep is not None:
+            sweep.cancel()
+        assert self._loop is not None
+        self._sweep_at = deadline
+        self._sweep = self._loop.call_at(deadline, self._sweep_expired)
+
+    def _sweep_expired(self) -> None:
+        """Fail every exchange past its deadline; run again at the earliest one left."""
+        self._sweep = None
+        now = self._loop_time()
+        pending: list[float] = []
+        for connection in list(self._all):
+            if not connection.busy:
                 continue
-            lines.append((lname, _encode(name) + b": " + _encode(value) + b"\r\n"))
-        parts = [b"%s %s HTTP/1.1\r\n" % (_encode(method), _encode(target)), self._host_line]
-        parts.extend(line for lname, line in lines if lname not in named)
-        if body or method in _BODY_METHODS:
-            parts.append(b"content-length: %d\r\n" % len(body))
-        parts.append(b"\r\n")
-        parts.append(body)
-        return b"".join(parts)
+            if connection.deadline <= now:
+                connection._timed_out()
+            else:
+                pending.append(connection.deadline)
+        if pending and not self.closing:
+            self._watch(min(pending))
 
     # --- the pool ----------------------------------------------------------------------------
 
@@ -713,6 +787,9 @@ class UpstreamPool:
         """
         self.closing = True
         self._idle.clear()
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for forwarding in list(self._acquiring):
             forwarding._abandon(UpstreamUnavailable("the proxy is shutting down"))
         self._acquiring.clear()

@@ -7,6 +7,7 @@ connections. Every server listens on 127.0.0.1.
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import socket
@@ -20,9 +21,11 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
+from harness.openapi.operations import compile_document
 from harness.project import load_project
 from harness.provider.api import RunningProvider, proxy, simulate
 from harness.provider.faults import parse_fault_plan
+from harness.provider.response_check import ResponseChecker
 from harness.provider.upstream import HOP_BY_HOP
 
 from ..conftest import EXAMPLE_SPEC, REPO, run_cli, run_cli_process
@@ -403,3 +406,36 @@ def test_cli_one_line_errors_for_a_busy_port_and_passthrough_without_upstream() 
     assert result.code == 2
     (line,) = result.stderr.splitlines()
     assert "passthrough needs --cassettes and --upstream" in line
+
+
+def test_response_verdicts_are_remembered_per_body_and_stay_right() -> None:
+    checker = ResponseChecker(PROJECT.provider)
+    get_pet = next(op for op in compile_document(PROJECT.provider) if op.operation_id == "getPet")
+    json_type = (("Content-Type", "application/json"),)
+    good = json.dumps({"id": 1, "name": "Rex", "status": "sold"}).encode()
+    bad = json.dumps({"name": "Rex", "status": "sold"}).encode()
+
+    first = checker.check(get_pet, 200, json_type, bad)
+    assert any("'id' is a required property" in p for p in first)
+    assert checker.check(get_pet, 200, json_type, bad) == first  # remembered: same words
+    assert checker.check(get_pet, 200, json_type, good) == ()
+    # The same bytes gzipped are another body: decoded, then judged the same way.
+    zipped = checker.check(
+        get_pet, 200, (*json_type, ("Content-Encoding", "gzip")), gzip.compress(bad)
+    )
+    assert zipped == first
+    # Beyond what orjson parses (a 100-bit integer) is still JSON: judged by the schema.
+    (huge,) = checker.check(
+        get_pet,
+        200,
+        json_type,
+        b'{"id": 1267650600228229401496703205376, "name": "R", "status": "sold"}',
+    )
+    assert "not valid JSON" not in huge and "maximum" in huge
+    (broken,) = checker.check(get_pet, 200, json_type, b'{"id": 1,')
+    assert broken.startswith("response body is not valid JSON")
+    # Large bodies are checked every time and never kept.
+    kept = len(checker._verdicts)
+    large = json.dumps({"id": 1, "name": "Rex", "status": "sold", "nickname": "x" * 20000})
+    assert checker.check(get_pet, 200, json_type, large.encode()) == ()
+    assert len(checker._verdicts) == kept
