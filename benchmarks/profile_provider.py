@@ -23,7 +23,6 @@ import collections
 import contextlib
 import copy
 import cProfile
-import dataclasses
 import functools
 import gc
 import io
@@ -129,18 +128,18 @@ def op_request(op: bench.Op, token: str) -> Any:
 
 @contextlib.contextmanager
 def capturing(traffic: Any) -> Iterator[list[Any]]:
-    """Catch the records handed to ``traffic.append`` instead of logging them."""
+    """Catch the field values handed to ``traffic.append_values`` instead of logging them."""
     captured: list[Any] = []
 
-    def append(record: Any) -> Any:
-        captured.append(record)
-        return record
+    def append_values(values: Any, defer: bool = False) -> int:
+        captured.append(values)
+        return len(captured)
 
-    traffic.append = append
+    traffic.append_values = append_values
     try:
         yield captured
     finally:
-        del traffic.append  # the class method again
+        del traffic.append_values  # the class method again
 
 
 def per_call_us(function: Callable[[], Any], number: int) -> float:
@@ -290,7 +289,8 @@ def stages(
         rate=engine.limiter.check("client:x", op_compiled.operation_id),
     )
 
-    # The traffic record, step by step, as ProviderEngine._record and TrafficLog.append_many do it.
+    # The traffic record, step by step, as ProviderEngine._record and TrafficLog.append_values
+    # do it: the field values as a dict, redacted, encoded once, written.
     with capturing(traffic) as captured:
         build = per_call_us(
             lambda: engine._record(
@@ -305,85 +305,25 @@ def stages(
             ),
             number,
         )
-    out.append(("traffic: build TrafficRecord (engine._record)", build))
-    record = captured[-1]
+    out.append(("traffic: field values (engine._record)", build))
+    values = captured[-1]
     redactor = traffic.redactor
-    fields = traffic_module._redacted_fields(record, redactor, traffic.max_body_bytes)
     out.append(
         (
-            "traffic: redaction (_redacted_fields)",
+            "traffic: redaction (_redacted_values)",
             per_call_us(
-                lambda: traffic_module._redacted_fields(record, redactor, traffic.max_body_bytes),
+                lambda: traffic_module._redacted_values(values, redactor, traffic.max_body_bytes),
                 number,
             ),
         )
     )
-    out.append(
-        (
-            "traffic:   of which headers",
-            per_call_us(
-                lambda: (
-                    redactor.headers(record.request_headers),
-                    redactor.headers(record.response_headers),
-                ),
-                number,
-            ),
-        )
-    )
-    out.append(
-        (
-            "traffic:   of which bodies",
-            per_call_us(
-                lambda: (
-                    traffic_module._body(
-                        record.request_body,
-                        record.request_header("content-type"),
-                        redactor,
-                        traffic.max_body_bytes,
-                    ),
-                    traffic_module._body(
-                        record.response_body,
-                        record.response_header("content-type"),
-                        redactor,
-                        traffic.max_body_bytes,
-                    ),
-                ),
-                number,
-            ),
-        )
-    )
-    out.append(
-        (
-            "traffic: dataclasses.replace(record, seq, **redacted)",
-            per_call_us(lambda: dataclasses.replace(record, seq=1, **fields), number),
-        )
-    )
-    stored_record = dataclasses.replace(record, seq=1, **fields)
-    encode = getattr(stored_record, "to_json_bytes", None)  # newer logs encode straight to bytes
-    if encode is not None:
-        out.append(
-            ("traffic: JSON line (TrafficRecord.to_json_bytes)", per_call_us(encode, number))
-        )
-        line = encode() + b"\n"
-    else:
-        out.append(
-            (
-                "traffic: JSON line (TrafficRecord.to_json)",
-                per_call_us(lambda: stored_record.to_json(), number),
-            )
-        )
-        line = (stored_record.to_json() + "\n").encode("utf-8")
-    try:
-        import orjson
+    values.update(traffic_module._redacted_values(values, redactor, traffic.max_body_bytes))
+    import orjson
 
-        out.append(
-            (
-                "  (orjson.dumps of the same dict, for comparison)",
-                per_call_us(lambda: orjson.dumps(stored_record.__dict__), number),
-            )
-        )
-    except ImportError:
-        pass
+    out.append(
+        ("traffic: JSON line (orjson.dumps)", per_call_us(lambda: orjson.dumps(values), number))
+    )
+    line = orjson.dumps(values) + b"\n"
     with (
         tempfile.TemporaryDirectory() as folder,
         open(Path(folder) / "w.jsonl", "wb", buffering=0) as handle,
@@ -450,7 +390,7 @@ def token_scaling(
         redactor = traffic.redactor
         redact = per_call_us(
             functools.partial(
-                traffic_module._redacted_fields, record, redactor, traffic.max_body_bytes
+                traffic_module._redacted_values, record, redactor, traffic.max_body_bytes
             ),
             300,
         )
@@ -584,13 +524,9 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("engine: request validation", ("CompiledOperation.validate (",)),
     ("engine: stateful answer (store.answer)", ("ResourceStore.answer (",)),
     ("engine: response JSON (state.dumps)", ("dumps (harness/provider/state.py",)),
-    ("traffic: build record (engine._record, excl. append)", ("ProviderEngine._record (",)),
-    ("traffic: redaction (_redacted_fields)", ("_redacted_fields (",)),
-    (
-        "traffic: JSON line (TrafficRecord.to_json)",
-        ("TrafficRecord.to_json (", "TrafficRecord.to_json_bytes ("),
-    ),
-    ("traffic: rest of append_many (replace, write, list)", ("TrafficLog.append_many (",)),
+    ("traffic: field values (engine._record, excl. append)", ("ProviderEngine._record (",)),
+    ("traffic: append (encode, write)", ("TrafficLog.append_values (", "TrafficLog._store (")),
+    ("traffic: redaction (_redacted_values)", ("_redacted_values (",)),
 )
 
 

@@ -381,6 +381,19 @@ def proxy(
         )
 
 
+def _freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
+    """After each full collection, move what survived it out of the collector's sight.
+
+    A simulator under a load of writes keeps every record created (a ``POST`` per request):
+    each full collection would walk all of them again, so pauses grew with the run (140 ms
+    after 200,000 creates) and made the p99. What survives a full collection is what the
+    store holds; it is acyclic and freed by reference counting when deleted, so freezing it
+    costs nothing but the (rare) cyclic garbage it may later become.
+    """
+    if phase == "stop" and info.get("generation") == 2:
+        gc.freeze()
+
+
 def _wait_for_stop() -> None:
     """Block until Ctrl-C or SIGTERM (a service manager or CI stopping us)."""
     import signal
@@ -389,6 +402,7 @@ def _wait_for_stop() -> None:
     # Everything built so far (documents, compiled schemas) lives as long as the server: keep
     # it out of the collector's sight so collections stay short under load.
     gc.freeze()
+    gc.callbacks.append(_freeze_after_full_collection)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:

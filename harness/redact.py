@@ -204,6 +204,11 @@ class Redactor:
     _body_memo: dict[tuple[str, str | None], str] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    # Header name -> sensitive: a response whose rate-limit values change every time misses
+    # the header-set memo, but its names are always the same few.
+    _header_kinds: dict[str, bool] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         kept = frozenset(s for s in self.secrets if len(s) >= MIN_SECRET_LENGTH)
@@ -345,8 +350,14 @@ class Redactor:
 
     def _headers(self, pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
         out: list[tuple[str, str]] = []
+        kinds = self._header_kinds
         for name, value in pairs:
-            if self.is_sensitive_header(name):
+            sensitive = kinds.get(name)
+            if sensitive is None:
+                if len(kinds) >= _MEMO_LIMIT:
+                    kinds.clear()
+                sensitive = kinds[name] = self.is_sensitive_header(name)
+            if sensitive:
                 lower = name.lower()
                 scheme = (
                     _AUTH_SCHEME.match(value)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import jsonschema
 import jsonschema_rs
+import orjson
 
 from harness.openapi.document import OpenAPIDocument, Operation, Ref
 from harness.openapi.generate import GenerationError, ValueGenerator
@@ -109,20 +110,37 @@ class CompiledOperation:
     default_response: ResponseSpec | None
     secured: bool
 
-    @property
+    # Cached: the simulator reads these several times per request under load.
+    @cached_property
     def operation_id(self) -> str:
         return self.operation.operation_id
 
-    @property
+    @cached_property
     def method(self) -> str:
         return self.operation.method.upper()
 
-    @property
+    @cached_property
     def path(self) -> str:
         return self.operation.path
 
+    @cached_property
+    def header_names(self) -> tuple[str, ...]:
+        """The lower-cased names of the header parameters (what a request's validity may
+        depend on besides its URL and body)."""
+        return tuple(p.name.lower() for p in self.parameters if p.location == "header")
+
     def success(self, preferred: tuple[int, ...] = (200, 201, 202, 204)) -> ResponseSpec | None:
-        """The response to serve on success: the first of ``preferred`` documented, else any 2xx."""
+        """The response to serve on success: the first of ``preferred`` documented, else any 2xx.
+
+        Computed once per ``preferred``: the same object comes back every time (callers cache
+        by it)."""
+        memo = self.__dict__.setdefault("_success_memo", {})
+        if preferred not in memo:
+            memo[preferred] = self._success(preferred)
+        found: ResponseSpec | None = memo[preferred]
+        return found
+
+    def _success(self, preferred: tuple[int, ...]) -> ResponseSpec | None:
         for status in preferred:
             if status in self.responses:
                 return self.responses[status]
@@ -212,7 +230,7 @@ class CompiledOperation:
             parsed_body = _coerce_form(_multipart(body, content_type or ""), compiled)
         elif _is_json(media):
             try:
-                parsed_body = json.loads(body)
+                parsed_body = _parse_json(body)
             except (ValueError, UnicodeDecodeError) as exc:
                 problems.append(Violation("body", "", f"not valid JSON: {exc}"))
                 return problems, None
@@ -222,6 +240,16 @@ class CompiledOperation:
             for json_path, message in compiled.messages(parsed_body):
                 problems.append(Violation("body", json_path, message))
         return problems, parsed_body
+
+
+def _parse_json(body: bytes) -> Any:
+    """orjson for speed (a request body is parsed on every request of a load run); the json
+    module for what orjson refuses and JSON allows in practice (integers beyond 64 bits,
+    ``NaN``), and for its error messages, which name the line and column."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def _is_json(media: str) -> bool:

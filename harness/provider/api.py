@@ -124,7 +124,10 @@ def serve(
     # make every full garbage collection pause the server for a long time (p99 in load runs).
     traffic = TrafficLog.open(traffic_path, scrubber, keep_in_memory=traffic_path is None)
     engine = ProviderEngine(document, options, traffic)
-    server = ServerThread(engine.handle, engine.complete, port=port)
+    engine.defer_traffic_writes()
+    server = ServerThread(
+        engine.handle, engine.complete, port=port, before_send=engine.flush_traffic
+    )
     try:
         try:
             url = server.start()

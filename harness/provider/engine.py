@@ -70,6 +70,7 @@ ADMIN_PREFIX = "/__harness/"
 _JSON = (("content-type", "application/json"),)
 _PROBLEM = (("content-type", "application/problem+json"),)
 _LOG_BODY_LIMIT = 4096
+_READ_CACHE_LIMIT = 4096
 DEFAULT_LOG_BODY_LIMIT = _LOG_BODY_LIMIT
 """Bytes of each request and response body the traffic log keeps, unless told otherwise."""
 
@@ -101,7 +102,7 @@ class EngineOptions:
     upstream_max_connections: int = DEFAULT_MAX_CONNECTIONS
 
 
-@dataclass
+@dataclass(slots=True)
 class _Meta:
     """What the engine learnt about one request; becomes part of its traffic record."""
 
@@ -217,12 +218,48 @@ class ProviderEngine:
             else None
         )
         self._meta: dict[int, _Meta] = {}
+        self._texts: dict[tuple[bytes, int], str] = {}
+        self._validations: dict[tuple[Any, ...], list[Violation]] = {}
+        self._routes: dict[tuple[str, str], tuple[CompiledOperation, dict[str, str]] | None] = {}
+        self._defer_traffic = False
+        self._flush_scheduled = False
         self._header_cache: dict[int, Headers] = {}
+        # GET answers by (operation, client, path, query), valid while the store's version holds.
+        self._reads: dict[
+            tuple[int, str, str, str], tuple[int, tuple[int, Headers, bytes] | None]
+        ] = {}
         self._started = time.monotonic()
+
+    def defer_traffic_writes(self) -> None:
+        """Write traffic records once per turn of the event loop instead of once each.
+
+        For an engine behind an :class:`~harness.provider.server.HttpServer` started with
+        ``before_send=engine.flush_traffic``: the server calls it before it sends the responses
+        of a turn, so records still reach the operating system before their answers do. From
+        then on the engine records only on its event loop's thread.
+        """
+        self._defer_traffic = True
+
+    def flush_traffic(self) -> None:
+        """Write the traffic records not written yet (see :meth:`defer_traffic_writes`)."""
+        self._flush_scheduled = False
+        self.traffic.flush()
 
     # --- routing -------------------------------------------------------------------------
 
     def route(self, method: str, path: str) -> tuple[CompiledOperation, dict[str, str]] | None:
+        """The operation serving ``method path`` and its path parameters (treat as read-only:
+        routes are cached, as a load run asks for the same few paths over and over)."""
+        key = (method, path)
+        try:
+            return self._routes[key]
+        except KeyError:
+            if len(self._routes) >= _READ_CACHE_LIMIT:
+                self._routes.clear()
+            routed = self._routes[key] = self._route(method, path)
+            return routed
+
+    def _route(self, method: str, path: str) -> tuple[CompiledOperation, dict[str, str]] | None:
         if self._base_path and path.startswith(self._base_path):
             path = path[len(self._base_path) :] or "/"
         op = self._static_routes.get((method, path))
@@ -378,10 +415,13 @@ class ProviderEngine:
             return self._forward(request, op, meta)
         body: Any = None
         if self.options.validate_requests:
-            headers = {k: v for k, v in request.headers}
-            violations, body = op.validate(
-                params, request.query, headers, request.body, headers.get("content-type")
-            )
+            if request.body:
+                headers = dict(request.headers)
+                violations, body = op.validate(
+                    params, request.query, headers, request.body, headers.get("content-type")
+                )
+            else:
+                violations = self._validate_bodiless(request, op, params)
             if violations:
                 meta.violations = tuple(str(v) for v in violations)
                 if any(v.location == "header" and v.name == "content-type" for v in violations):
@@ -397,17 +437,64 @@ class ProviderEngine:
             except ValueError:
                 body = None
         if self.options.stateful:
-            client = meta.identity or "anonymous"
-            query = parse_qs(request.query, keep_blank_values=True) if request.query else {}
-            stored = self.store.answer(op, params, query, body, client)
-            if stored is not None:
-                headers_out = _content_type(stored.spec) if stored.body is not None else ()
-                return Respond(
-                    stored.status,
-                    headers_out + self._doc_headers(stored.spec) + rate_headers,
-                    b"" if stored.body is None else dumps(stored.body),
-                )
+            answer = self._stateful(request, op, params, body, meta.identity or "anonymous")
+            if answer is not None:
+                status, headers_out, encoded = answer
+                return Respond(status, headers_out + rate_headers, encoded)
         return self._generated(op, rate_headers)
+
+    def _stateful(
+        self,
+        request: Request,
+        op: CompiledOperation,
+        params: dict[str, str],
+        body: Any,
+        client: str,
+    ) -> tuple[int, Headers, bytes] | None:
+        """The store's answer, encoded; ``None`` when the store does not handle ``op``.
+
+        A GET is a pure function of the operation, the client, the URL and the store's state,
+        so its encoded answer is kept until the next write: under a load of reads, the page
+        is built, checked against the document and encoded once, not once per request.
+        """
+        store = self.store
+        key: tuple[int, str, str, str] | None = None
+        if op.method == "GET" and not request.body:
+            key = (id(op), client, request.path, request.query)
+            hit = self._reads.get(key)
+            if hit is not None and hit[0] == store.version:
+                return hit[1]
+        query = parse_qs(request.query, keep_blank_values=True) if request.query else {}
+        stored = store.answer(op, params, query, body, client)
+        answer: tuple[int, Headers, bytes] | None = None
+        if stored is not None:
+            answer = (
+                stored.status,
+                (_content_type(stored.spec) if stored.body is not None else ())
+                + self._doc_headers(stored.spec),
+                b"" if stored.body is None else dumps(stored.body),
+            )
+        if key is not None:
+            if len(self._reads) >= _READ_CACHE_LIMIT:
+                self._reads.clear()
+            self._reads[key] = (store.version, answer)
+        return answer
+
+    def _validate_bodiless(
+        self, request: Request, op: CompiledOperation, params: dict[str, str]
+    ) -> list[Violation]:
+        """Violations of a request without a body: a pure function of the operation, the URL
+        and the header parameters' values, so worked out once per distinct request."""
+        names = op.header_names
+        headers = dict(request.headers) if names else {}
+        key = (id(op), request.path, request.query, *(headers.get(n) for n in names))
+        violations = self._validations.get(key)
+        if violations is None:
+            violations, _ = op.validate(params, request.query, headers, b"", None)
+            if len(self._validations) >= _READ_CACHE_LIMIT:
+                self._validations.clear()
+            self._validations[key] = violations
+        return violations
 
     def _reject(self, op: CompiledOperation, status: int, violations: list[Violation]) -> Respond:
         """A 4xx for an invalid request, as the operation documents its errors."""
@@ -657,48 +744,73 @@ class ProviderEngine:
         body_text: str | None = None
         limit = self.options.log_body_limit
         if self.options.log_bodies and isinstance(action, Respond) and action.body:
-            body_text = action.body[:limit].decode("utf-8", "replace")
+            body_text = self._body_text(action.body, limit)
         request_text = (
             request.body[:limit].decode("utf-8", "replace")
             if self.options.log_bodies and request.body
             else None
         )
         rate = meta.rate
-        self.traffic.append_fields(
-            side=self.options.side,
-            operation_id=meta.operation_id,
-            method=request.method,
-            path=request.path,
-            query=request.query,
-            status=status,
-            started_monotonic=request.started_monotonic,
-            ended_monotonic=ended_monotonic,
-            started_wall=request.started_wall,
-            ended_wall=ended_wall,
-            latency_ms=(ended_monotonic - request.started_monotonic) * 1000,
-            request_bytes=len(request.body),
-            response_bytes=body_sent,
-            fault=meta.fault,
-            client_id=request.client,
-            auth_identity=meta.identity,
-            rate_limit=None
-            if rate is None
-            else {
-                "limit": rate.limit,
-                "remaining": rate.remaining,
-                "reset": rate.reset_seconds,
-                "retry_after": rate.retry_after_seconds,
+        # Every field, in TrafficRecord's order (``seq`` first, set by the log): the line is
+        # encoded straight from this dict, with no record object in between.
+        self.traffic.append_values(
+            {
+                "seq": 0,
+                "side": self.options.side,
+                "operation_id": meta.operation_id,
+                "method": request.method,
+                "path": request.path,
+                "query": request.query,
+                "status": status,
+                "started_monotonic": request.started_monotonic,
+                "ended_monotonic": ended_monotonic,
+                "started_wall": request.started_wall,
+                "ended_wall": ended_wall,
+                "latency_ms": (ended_monotonic - request.started_monotonic) * 1000,
+                "request_bytes": len(request.body),
+                "response_bytes": body_sent,
+                "fault": meta.fault,
+                "client_id": request.client,
+                "auth_identity": meta.identity,
+                "rate_limit": None
+                if rate is None
+                else {
+                    "limit": rate.limit,
+                    "remaining": rate.remaining,
+                    "reset": rate.reset_seconds,
+                    "retry_after": rate.retry_after_seconds,
+                },
+                "early_retry": bool(rate and rate.early_retry),
+                "validation_errors": meta.violations,
+                "request_headers": request.headers,
+                "response_headers": response_headers,
+                "request_body": request_text,
+                "response_body": body_text,
+                "request_body_truncated": len(request.body) > limit,
+                "response_body_truncated": isinstance(action, Respond) and len(action.body) > limit,
+                "note": meta.note or note,
             },
-            early_retry=bool(rate and rate.early_retry),
-            validation_errors=meta.violations,
-            request_headers=request.headers,
-            response_headers=response_headers,
-            request_body=request_text,
-            response_body=body_text,
-            request_body_truncated=len(request.body) > limit,
-            response_body_truncated=isinstance(action, Respond) and len(action.body) > limit,
-            note=meta.note or note,
+            defer=self._defer_traffic,
         )
+        if self._defer_traffic and not self._flush_scheduled:
+            # Records of exchanges no response follows (resets, hangs, completions) must not
+            # wait for the next response: flush at the end of this turn regardless.
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_traffic)
+
+    def _body_text(self, body: bytes, limit: int) -> str:
+        """A response body as logged text. Cached answers send the same bytes object again and
+        again (bytes keep their hash): decoding it once also lets the redactor's memo find the
+        same string, instead of hashing a new copy of a whole page per request."""
+        if len(body) > _LOG_BODY_LIMIT * 4:
+            return body[:limit].decode("utf-8", "replace")
+        key = (body, limit)
+        text = self._texts.get(key)
+        if text is None:
+            if len(self._texts) >= _READ_CACHE_LIMIT:
+                self._texts.clear()
+            text = self._texts[key] = body[:limit].decode("utf-8", "replace")
+        return text
 
     # --- admin API -------------------------------------------------------------------------
 

@@ -98,6 +98,13 @@ def retry_after_value(decision: RateDecision, retry_after_format: RetryAfterForm
     return str(max(1, _ceil(decision.retry_after_seconds)))
 
 
+_HEADER_NAMES: dict[str, tuple[str, str, str]] = {
+    family: (f"{prefix}-Limit", f"{prefix}-Remaining", f"{prefix}-Reset")
+    for family, prefix in (("ietf", "RateLimit"), ("x-ratelimit", "X-RateLimit"))
+}
+_X_NAMES = _HEADER_NAMES["x-ratelimit"]
+
+
 def rate_limit_headers(
     decision: RateDecision,
     families: Iterable[HeaderFamily] = ("ietf",),
@@ -115,10 +122,10 @@ def rate_limit_headers(
     reset = str(_ceil(decision.reset_seconds))
     out: list[tuple[str, str]] = []
     for family in families:
-        prefix = "RateLimit" if family == "ietf" else "X-RateLimit"
-        out.append((f"{prefix}-Limit", limit))
-        out.append((f"{prefix}-Remaining", remaining))
-        out.append((f"{prefix}-Reset", reset))
+        limit_name, remaining_name, reset_name = _HEADER_NAMES.get(family, _X_NAMES)
+        out.append((limit_name, limit))
+        out.append((remaining_name, remaining))
+        out.append((reset_name, reset))
     retry_after = retry_after_value(decision, retry_after_format)
     if retry_after is not None:
         out.append(("Retry-After", retry_after))

@@ -13,6 +13,10 @@ connection that never answers. Frameworks hide the transport that those faults n
   (``Outcome``), after the action was carried out: response written to the socket, connection
   reset, closed by the client, or ended by ``stop()``. The traffic log hangs off this.
 
+- ``before_send`` (optional) is called once per turn of the event loop, before the whole
+  responses decided in that turn are sent: the traffic log writes their records there, with one
+  ``write(2)``, so a client never has an answer whose record is not yet written.
+
 Faults behave identically on a new connection and on an already-open keep-alive connection.
 Pipelined requests are answered strictly in order; a slow or delayed response delays the ones
 behind it on the same connection (as HTTP/1.1 requires), never those on other connections.
@@ -600,6 +604,16 @@ class _Connection(asyncio.Protocol):
             exchange.bytes_sent = len(head)
             self._send_piece(exchange)
             return
+        if self._server._before_send is None:
+            self._send(exchange, head, body)
+        else:
+            self._server._send_this_turn(self, exchange, head, body)
+
+    def _send(self, exchange: _Exchange, head: bytes, body: bytes) -> None:
+        """Hand a whole response to the transport, then end the exchange."""
+        transport = self._transport
+        if transport is None or self._closed:
+            return  # gone meanwhile: connection_lost or shutdown() reports the exchange
         if len(body) <= _JOIN_LIMIT:
             transport.write(head + body if body else head)
         else:
@@ -774,7 +788,8 @@ class HttpServer:
     """An HTTP/1.1 server for one event loop; see the module docstring for the why.
 
     ``handler`` decides each request; ``on_complete`` (optional) is told what really happened.
-    Both run on the server's event loop and must not block it. ``max_body_size`` bounds request
+    Both run on the server's event loop and must not block it, as does ``before_send``
+    (optional; see the module docstring), after which whole responses are sent in batches. ``max_body_size`` bounds request
     bodies (413 beyond it), ``max_header_size`` the request line plus headers (431).
     """
 
@@ -789,9 +804,13 @@ class HttpServer:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_header_size: int = DEFAULT_MAX_HEADER_SIZE,
         backlog: int = 1024,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self._handler = handler
         self._on_complete = on_complete
+        self._before_send = before_send
+        # Whole responses decided during this turn of the loop, sent together at its end.
+        self._outbox: list[tuple[_Connection, _Exchange, bytes, bytes]] = []
         self.host = host
         self.max_body_size = max_body_size
         self.max_header_size = max_header_size
@@ -807,6 +826,31 @@ class HttpServer:
         self._date_second = -1
         self._date_line = b""
         self._auto_both = b""
+
+    def _send_this_turn(
+        self, connection: _Connection, exchange: _Exchange, head: bytes, body: bytes
+    ) -> None:
+        outbox = self._outbox
+        outbox.append((connection, exchange, head, body))
+        if len(outbox) == 1:
+            self._loop_or_raise().call_soon(self._send_outbox)
+
+    def _send_outbox(self) -> None:
+        """Call ``before_send`` once, then send every response decided since the last call.
+
+        The barrier the traffic log needs: its records of these exchanges reach the operating
+        system (one ``write(2)`` for all of them) before any of their clients has an answer.
+        If it fails (a full disk) the responses still go out: the log's error is logged here,
+        and stopping every client would not bring the records back.
+        """
+        outbox, self._outbox = self._outbox, []
+        assert self._before_send is not None
+        try:
+            self._before_send()
+        except Exception:
+            logger.exception("before_send failed; sending %d responses anyway", len(outbox))
+        for connection, exchange, head, body in outbox:
+            connection._send(exchange, head, body)
 
     @property
     def port(self) -> int:

@@ -183,6 +183,8 @@ class ResourceStore:
         self._shapes: dict[int, tuple[str | None, dict[str, Any]] | None] = {}
         self._next_may_be_null: dict[int, bool] = {}
         self._bases: dict[int, Any] = {}
+        self.version = 0
+        """Bumped by every write: a GET answered at one version is answered alike until then."""
         for op in operations:
             template, key_param = _collection_of(op.path)
             success = op.success()
@@ -216,6 +218,7 @@ class ResourceStore:
                     existing.id_field, existing.id_kind = _id_field(record, existing.key_param)
 
     def reset(self) -> None:
+        self.version += 1
         self._data.clear()
         self._counters.clear()
 
@@ -224,14 +227,17 @@ class ResourceStore:
         template = self._template_for(collection)
         if template is None:
             return []
-        return list(self._records_of(client, collection, self._collections[template]).values())
+        records = self._records_of(client, collection, self._collections[template])
+        copied: list[Any] = _clone(list(records.values()))
+        return copied
 
     def snapshot(self) -> dict[str, dict[str, list[Any]]]:
         """client -> collection -> records, for the admin API and the stages."""
         out: dict[str, dict[str, list[Any]]] = {}
         for (client, collection), records in self._data.items():
             out.setdefault(client, {})[collection] = list(records.values())
-        return out
+        copied: dict[str, dict[str, list[Any]]] = _clone(out)
+        return copied
 
     def _template_for(self, collection: str) -> str | None:
         if collection in self._collections:
@@ -301,6 +307,8 @@ class ResourceStore:
         collection = _concrete(template, params)
         records = self._records_of(client, collection, coll)
         method = op.method
+        if method != "GET":
+            self.version += 1
         if key_param is None:
             if method == "GET":
                 return self._list(op, records, query)
@@ -400,7 +408,9 @@ class ResourceStore:
         base = self._bases.get(id(shape))
         if base is None:
             base = self._bases[id(shape)] = shape.generator.static()
-        record = _clone(base)
+        # A new top level over the base's nested values: records are never changed in place
+        # (writes replace them whole, and readers outside the store get copies).
+        record = dict(base) if isinstance(base, dict) else _clone(base)
         if isinstance(record, dict) and isinstance(body, dict):
             candidate = {
                 **record,
@@ -418,7 +428,10 @@ class ResourceStore:
             if isinstance(record, dict) and coll.id_field
             else str(index)
         )
-        records[record_key] = _clone(record)
+        # Not a second copy: ``record`` is new (a copy of the base overlaid with a body parsed
+        # for this request), the store never changes a record in place (writes replace it),
+        # and the engine encodes the reply at once.
+        records[record_key] = record
         return StoredResponse(spec.status, _fit(spec, record), spec)
 
     def _list(

@@ -383,3 +383,32 @@ def test_every_credential_of_the_spec_is_redacted(
     text = traffic.read_text()
     assert canary not in text
     assert text.count("[REDACTED]") >= 2
+
+
+def test_cached_reads_follow_every_write() -> None:
+    """GET answers are kept until the next write: each write must show in the next read."""
+    with provider(records=2) as running:
+        auth = bearer(running)
+
+        def names() -> list[str]:
+            page = httpx.get(running.url + "/pets", params={"per_page": 50}, headers=auth)
+            return [pet["name"] for pet in page.json()["items"]]
+
+        before = names()
+        assert names() == before  # answered from the cache
+        created = httpx.post(
+            running.url + "/pets", json={"name": "Cached", "status": "pending"}, headers=auth
+        ).json()
+        assert names() == [*before, "Cached"]
+        item = f"{running.url}/pets/{created['id'] + 1}"
+        assert httpx.get(item, headers=auth).status_code == 404  # not created yet: cached 404
+        httpx.post(running.url + "/pets", json={"name": "Next", "status": "sold"}, headers=auth)
+        assert httpx.get(item, headers=auth).json()["name"] == "Next"
+        assert names() == [*before, "Cached", "Next"]
+        other = {"Authorization": f"Bearer {token(running)}"}  # same client identity: same data
+        assert (
+            httpx.get(running.url + "/pets", params={"per_page": 50}, headers=other).json()["items"]
+            == httpx.get(running.url + "/pets", params={"per_page": 50}, headers=auth).json()[
+                "items"
+            ]
+        )

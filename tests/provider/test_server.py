@@ -581,3 +581,45 @@ def test_call_runs_on_the_server_loop(server: ServerThread) -> None:
     done = threading.Event()
     server.call_soon(done.set)
     assert done.wait(5)
+
+
+def test_before_send_runs_between_each_decision_and_its_answer() -> None:
+    """The traffic log's barrier: a response leaves only after ``before_send`` has run since it
+    was decided, whether requests come one per connection or pipelined on one."""
+    events: list[str] = []
+
+    def decide(request: Request) -> Respond:
+        events.append("decided " + request.query)
+        return Respond(200, JSON, b"{}")
+
+    def before_send() -> None:
+        events.append("flushed")
+
+    def flushed_since(tag: str) -> bool:
+        snapshot = list(events)
+        return "flushed" in snapshot[snapshot.index("decided " + tag) + 1 :]
+
+    thread = ServerThread(decide, None, before_send=before_send)
+    with thread:
+        sockets = [connect(thread) for _ in range(6)]
+        for number, sock in enumerate(sockets):
+            sock.sendall(get("/x", f"c{number}"))
+        for number, sock in enumerate(sockets):
+            assert Reader(sock).response()[0] == 200
+            assert flushed_since(f"c{number}")
+        pipelined = connect(thread)
+        pipelined.sendall(b"".join(get("/x", f"p{n}") for n in range(3)))
+        reader = Reader(pipelined)
+        for number in range(3):
+            assert reader.response()[0] == 200
+            assert flushed_since(f"p{number}")
+        for sock in (*sockets, pipelined):
+            sock.close()
+
+
+def test_a_failing_before_send_does_not_keep_answers_back() -> None:
+    def fail() -> None:
+        raise OSError("disk full")
+
+    with ServerThread(lambda request: Respond(200, JSON, b"{}"), None, before_send=fail) as url:
+        assert httpx.get(url + "/x").status_code == 200

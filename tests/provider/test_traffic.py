@@ -262,3 +262,44 @@ def test_records_survive_sigkill(tmp_path: Path) -> None:
     records = read_traffic(path)
     assert [r.path for r in records] == [f"/items/{i}" for i in range(count)]
     assert all(r.response_body == f"{REDACTED} " + "x" * 100 for r in records)
+
+
+def _values(path: str) -> dict[str, object]:
+    """Every field of a record but ``seq``, as the engine hands them to ``append_values``."""
+    record = make_record(path=path, request_body=f'{{"secret": "{SECRET}"}}')
+    return {**record.__dict__, "seq": 0}  # seq stays the first key: the line's field order
+
+
+def test_append_values_redacts_and_writes_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    log = TrafficLog.open(path, Redactor.of([SECRET]), keep_in_memory=False)
+    assert log.append_values(_values("/a")) == 1
+    line = path.read_text()
+    assert line.startswith('{"seq":1,') and line.endswith("\n")
+    assert SECRET not in line and REDACTED in line
+    assert [r.path for r in read_traffic(path)] == ["/a"]
+    log.close()
+
+
+def test_deferred_appends_reach_the_file_on_flush_in_seq_order(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    log = TrafficLog.open(path, Redactor.of([SECRET]))
+    assert [log.append_values(_values(f"/d/{i}"), defer=True) for i in range(3)] == [1, 2, 3]
+    assert log.count == 3 and path.read_bytes() == b""  # numbered and kept, not yet written
+    assert [r.path for r in log.records()] == ["/d/0", "/d/1", "/d/2"]  # memory has them
+    log.flush()
+    assert [r.seq for r in read_traffic(path)] == [1, 2, 3]
+    log.append_values(_values("/d/3"), defer=True)
+    log.append_values(_values("/d/4"))  # a plain append writes what waits first
+    assert [r.seq for r in read_traffic(path)] == [1, 2, 3, 4, 5]
+    log.append_values(_values("/d/5"), defer=True)
+    log.close()  # closing flushes
+    assert [r.path for r in read_traffic(path)][-1] == "/d/5"
+    assert SECRET not in path.read_text()
+
+
+def test_file_only_log_flushes_before_reading_back(tmp_path: Path) -> None:
+    log = TrafficLog.open(tmp_path / "t.jsonl", Redactor(), keep_in_memory=False)
+    log.append_values(_values("/x"), defer=True)
+    assert [r.path for r in log.records()] == ["/x"]
+    log.close()
