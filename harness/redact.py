@@ -198,10 +198,11 @@ class Redactor:
     # Memos for values that repeat across a run (paths, header sets, static bodies): same
     # thread-safety argument; bounded by clearing when full.
     _text_memo: dict[str, str] = field(init=False, repr=False, compare=False, default_factory=dict)
-    _header_memo: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = field(
+    _credential_memo: dict[str, str] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
-    _body_memo: dict[tuple[str, str | None], str] = field(
+    # Content type -> body -> redacted body (string keys: nothing for the collector to track).
+    _body_memo: dict[str | None, dict[str, str]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
     # Header name -> sensitive: a response whose rate-limit values change every time misses
@@ -336,38 +337,34 @@ class Redactor:
 
         ``Authorization: Bearer abc`` keeps its scheme (``Bearer [REDACTED]``): which scheme the
         client used is evidence; the credential is not.
-        """
-        key = pairs if isinstance(pairs, tuple) else tuple(pairs)
-        memo = self._header_memo
-        known = memo.get(key)
-        if known is not None:
-            return known
-        result = self._headers(key)
-        if len(memo) >= _MEMO_LIMIT:
-            memo.clear()
-        memo[key] = result
-        return result
 
-    def _headers(self, pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        Memoised per name and per value, not per header set: a response's set is new every
+        time (its rate-limit values change), and keeping each set as a memo key would leave
+        the garbage collector a few more live tuples to walk per request.
+        """
         out: list[tuple[str, str]] = []
         kinds = self._header_kinds
+        text = self.text
         for name, value in pairs:
             sensitive = kinds.get(name)
             if sensitive is None:
                 if len(kinds) >= _MEMO_LIMIT:
                     kinds.clear()
                 sensitive = kinds[name] = self.is_sensitive_header(name)
-            if sensitive:
-                lower = name.lower()
-                scheme = (
-                    _AUTH_SCHEME.match(value)
-                    if lower in ("authorization", "proxy-authorization")
-                    else None
-                )
-                out.append((name, f"{scheme.group(1)} {REDACTED}" if scheme else REDACTED))
-            else:
-                out.append((name, self.text(value)))
+            out.append((name, self._credential(name, value) if sensitive else text(value)))
         return tuple(out)
+
+    def _credential(self, name: str, value: str) -> str:
+        if name.lower() not in ("authorization", "proxy-authorization"):
+            return REDACTED
+        memo = self._credential_memo
+        known = memo.get(value)
+        if known is None:
+            scheme = _AUTH_SCHEME.match(value)
+            if len(memo) >= _MEMO_LIMIT:
+                memo.clear()
+            known = memo[value] = f"{scheme.group(1)} {REDACTED}" if scheme else REDACTED
+        return known
 
     def _pairs(self, encoded: str, sensitive: frozenset[str] | None) -> str:
         """Redact an ``a=1&b=2`` string, keeping the encoding of everything left alone."""
@@ -404,15 +401,18 @@ class Redactor:
         s = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
         if not s:
             return s
-        memo = self._body_memo
-        key = (s, content_type)
-        known = memo.get(key)
+        memo = self._body_memo.get(content_type)
+        if memo is None:
+            if len(self._body_memo) >= _MEMO_LIMIT:
+                self._body_memo.clear()
+            memo = self._body_memo[content_type] = {}
+        known = memo.get(s)
         if known is not None:
             return known
         result = self._body(s, content_type)
         if len(memo) >= _MEMO_LIMIT:
             memo.clear()
-        memo[key] = result
+        memo[s] = result
         return result
 
     def _body(self, s: str, content_type: str | None) -> str:

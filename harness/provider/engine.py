@@ -218,7 +218,9 @@ class ProviderEngine:
             else None
         )
         self._meta: dict[int, _Meta] = {}
-        self._texts: dict[tuple[bytes, int], str] = {}
+        # Keyed by the body alone (bytes: nothing for the collector to track); ``limit`` is the
+        # engine's own, the same for every call.
+        self._texts: dict[bytes, str] = {}
         self._validations: dict[tuple[Any, ...], list[Violation]] = {}
         self._routes: dict[tuple[str, str], tuple[CompiledOperation, dict[str, str]] | None] = {}
         self._defer_traffic = False
@@ -804,12 +806,11 @@ class ProviderEngine:
         same string, instead of hashing a new copy of a whole page per request."""
         if len(body) > _LOG_BODY_LIMIT * 4:
             return body[:limit].decode("utf-8", "replace")
-        key = (body, limit)
-        text = self._texts.get(key)
+        text = self._texts.get(body)
         if text is None:
             if len(self._texts) >= _READ_CACHE_LIMIT:
                 self._texts.clear()
-            text = self._texts[key] = body[:limit].decode("utf-8", "replace")
+            text = self._texts[body] = body[:limit].decode("utf-8", "replace")
         return text
 
     # --- admin API -------------------------------------------------------------------------

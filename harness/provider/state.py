@@ -41,6 +41,7 @@ class StoredResponse:
     spec: ResponseSpec | None
 
 
+@functools.lru_cache(maxsize=1024)
 def _collection_of(path: str) -> tuple[str, str | None]:
     """``/pets/{petId}`` -> (``/pets``, ``petId``); ``/pets`` -> (``/pets``, None)."""
     match = re.fullmatch(r"(.*)/\{([^}/]+)\}", path)
@@ -50,6 +51,8 @@ def _collection_of(path: str) -> tuple[str, str | None]:
 
 
 def _concrete(template: str, params: dict[str, str]) -> str:
+    if "{" not in template:
+        return template
     return re.sub(r"\{([^}/]+)\}", lambda m: params.get(m.group(1), m.group(0)), template)
 
 
