@@ -693,6 +693,20 @@ def print_report(results: dict[str, Any], ratios: dict[str, Any]) -> None:
         print(f"{label:<36} " + " ".join(cells))
 
 
+def print_round_ranges(per_round: list[dict[str, Any]]) -> None:
+    """The target ratios' range over the rounds: how much one run's ratio can be trusted."""
+    print(
+        f"{'range over ' + str(len(per_round)) + ' rounds':<36} "
+        + " ".join(f"{op.name:>12}" for op in OPS)
+    )
+    for key, label, _, _ in TARGET_CHECKS[:3]:
+        cells = []
+        for op in OPS:
+            values = [r[op.name][key] for r in per_round if r[op.name].get(key) is not None]
+            cells.append(f"{f'{min(values):.2f}-{max(values):.2f}' if values else 'n/a':>12}")
+        print(f"{label:<36} " + " ".join(cells))
+
+
 def proxy_ratios(figures: dict[str, Any]) -> dict[str, Any]:
     """The three proxy figures judged against the issue's targets (GET /pets/1)."""
     return {key: figures.get(key) for key, _, _, _ in bench_proxy.PROXY_TARGETS}
@@ -791,6 +805,92 @@ def find_tools(args: argparse.Namespace) -> list[str]:
     return notes
 
 
+def run_round(
+    args: argparse.Namespace,
+    targets: list[str],
+    children: Children,
+    work: Path,
+    lua: Path,
+    bodies: dict[str, bytes],
+    results: dict[str, Any],
+) -> None:
+    """Every target once, in order, each on a fresh server: one round of the benchmark,
+    recorded in ``results`` as it goes (an interrupted round keeps what it measured)."""
+    for target in targets:
+        print(f"  {target}: {TARGETS_ABOUT[target]}", flush=True)
+        if target == "proxy":
+            results[target] = measure_proxy(args)
+            continue
+        try:
+            if target in ("sim+log", "sim"):
+                server = start_simulator(args, children, work, traffic=target == "sim+log")
+            elif target in ("prism", "prism-dyn"):
+                server = start_prism(args, children, work, dynamic=target == "prism-dyn")
+            else:
+                if not bodies:
+                    probe = start_simulator(args, children, work, traffic=False)
+                    base = f"http://127.0.0.1:{probe.port}"
+                    for op in OPS[:2]:
+                        bodies[op.name] = http("GET", base + op.path, None, probe.headers)[1]
+                    children.stop(probe.process)
+                server = start_nginx(args, children, work, bodies)
+        except (RuntimeError, OSError) as error:
+            print(f"    ! cannot start {target}: {error}", flush=True)
+            results[target] = {"error": str(error)}
+            continue
+        entry: dict[str, Any] = {"about": TARGETS_ABOUT[target]}
+        try:
+            entry["ops"] = measure_target(args, target, server, lua)
+            if target.startswith("sim") and not bodies:
+                base = f"http://127.0.0.1:{server.port}"
+                for op in OPS[:2]:
+                    bodies[op.name] = http("GET", base + op.path, None, server.headers)[1]
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
+            print(f"    ! {target} failed: {error}", flush=True)
+            entry["error"] = str(error)
+        finally:
+            if target.startswith("sim"):
+                entry["server"] = stop_simulator(children, server)
+                s = entry["server"]
+                line = (
+                    f"    stopped: rss {s['rss_mb_at_end']} MB, engine counted {s['engine_count']}"
+                )
+                if "file" in s:
+                    line += f", file {s['file']['lines']} lines ({s['file']['bad_lines']} bad, {s['file']['seq_gaps']} seq gaps, {s['file']['bytes'] / 1e6:.0f} MB)"
+                print(line, flush=True)
+            else:
+                entry["server"] = {"rss_mb_at_end": round(session_rss_mb(server.process.pid), 1)}
+                children.stop(server.process)
+        results[target] = entry
+
+
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per target and operation, the run with the median req/s over the rounds (with every
+    round's req/s alongside); records lost are summed over the rounds, not medianed."""
+    if len(rounds) == 1:
+        return rounds[0]
+    merged: dict[str, Any] = {}
+    for target in rounds[0]:
+        entries = [r[target] for r in rounds if target in r]
+        entry = dict(entries[0])
+        if "ops" in entry:
+            entry["ops"] = {}
+            for op in OPS:
+                rows = [e["ops"][op.name] for e in entries if op.name in e.get("ops", {})]
+                if not rows:
+                    continue
+                row = dict(sorted(rows, key=lambda r: r["rps"])[len(rows) // 2])
+                row["rounds_rps"] = [round(r["rps"]) for r in rows]
+                row["rounds_p99_ms"] = [r["p99_ms"] for r in rows]
+                if "traffic" in row:
+                    lost = sum(r.get("traffic", {}).get("lost", 0) for r in rows)
+                    row["traffic"] = {**row["traffic"], "lost": lost}
+                entry["ops"][op.name] = row
+            entry["rounds_server"] = [e.get("server") for e in entries]
+        merged[target] = entry
+    return merged
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
@@ -812,6 +912,13 @@ def main() -> int:
         type=int,
         default=1,
         help="measured runs per operation; the median run is kept (default 1)",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every target this many times, in turn, on fresh servers; per operation the"
+        " median round is kept and the ratios' range is printed (default 1; 3 on a noisy machine)",
     )
     parser.add_argument(
         "--records",
@@ -875,7 +982,7 @@ def main() -> int:
         targets = [t for t in targets if t != "nginx"]
 
     per_target = len(OPS) * (args.warmup + args.duration * args.repeat) + 8
-    estimate = per_target * len([t for t in targets if t != "proxy"])
+    estimate = per_target * len([t for t in targets if t != "proxy"]) * max(args.rounds, 1)
     if "proxy" in targets:
         estimate += PROXY_SECONDS * args.duration / 5
     children = Children()
@@ -883,12 +990,11 @@ def main() -> int:
         signal.signal(sig, _raise_interrupt)
     work = Path(tempfile.mkdtemp(prefix="bench-provider-"))
     started_at = dt.datetime.now(dt.UTC)
-    results: dict[str, Any] = {}
     info = machine_info(args)
     load_before = os.getloadavg()
     print(
         f"bench_provider: {', '.join(targets)} x {', '.join(op.name for op in OPS)}; wrk -t1 -c{args.connections}, "
-        f"{args.warmup:g} s warm-up + {args.repeat} x {args.duration:g} s per operation (about {estimate / 60:.1f} min)"
+        f"{args.warmup:g} s warm-up + {args.repeat} x {args.duration:g} s per operation, {args.rounds} round(s) (about {estimate / 60:.1f} min)"
     )
     print(
         f"machine: {info['nproc']} CPUs, {info['cpu_model']}, Python {info['python']}; load average {load_before[0]:.2f}; pinning {'server CPU 0, wrk CPU 1' if args.pin else 'off'}"
@@ -897,54 +1003,16 @@ def main() -> int:
         print(f"note: {note}")
     bodies: dict[str, bytes] = {}
     interrupted = False
+    rounds: list[dict[str, Any]] = []
     try:
         lua = post_script(work)
-        for target in targets:
-            print(f"  {target}: {TARGETS_ABOUT[target]}", flush=True)
-            if target == "proxy":
-                results[target] = measure_proxy(args)
-                continue
-            try:
-                if target in ("sim+log", "sim"):
-                    server = start_simulator(args, children, work, traffic=target == "sim+log")
-                elif target in ("prism", "prism-dyn"):
-                    server = start_prism(args, children, work, dynamic=target == "prism-dyn")
-                else:
-                    if not bodies:
-                        probe = start_simulator(args, children, work, traffic=False)
-                        base = f"http://127.0.0.1:{probe.port}"
-                        for op in OPS[:2]:
-                            bodies[op.name] = http("GET", base + op.path, None, probe.headers)[1]
-                        children.stop(probe.process)
-                    server = start_nginx(args, children, work, bodies)
-            except (RuntimeError, OSError) as error:
-                print(f"    ! cannot start {target}: {error}", flush=True)
-                results[target] = {"error": str(error)}
-                continue
-            entry: dict[str, Any] = {"about": TARGETS_ABOUT[target]}
-            try:
-                entry["ops"] = measure_target(args, target, server, lua)
-                if target.startswith("sim") and not bodies:
-                    base = f"http://127.0.0.1:{server.port}"
-                    for op in OPS[:2]:
-                        bodies[op.name] = http("GET", base + op.path, None, server.headers)[1]
-            except (RuntimeError, subprocess.TimeoutExpired) as error:
-                print(f"    ! {target} failed: {error}", flush=True)
-                entry["error"] = str(error)
-            finally:
-                if target.startswith("sim"):
-                    entry["server"] = stop_simulator(children, server)
-                    s = entry["server"]
-                    line = f"    stopped: rss {s['rss_mb_at_end']} MB, engine counted {s['engine_count']}"
-                    if "file" in s:
-                        line += f", file {s['file']['lines']} lines ({s['file']['bad_lines']} bad, {s['file']['seq_gaps']} seq gaps, {s['file']['bytes'] / 1e6:.0f} MB)"
-                    print(line, flush=True)
-                else:
-                    entry["server"] = {
-                        "rss_mb_at_end": round(session_rss_mb(server.process.pid), 1)
-                    }
-                    children.stop(server.process)
-            results[target] = entry
+        for number in range(args.rounds):
+            if args.rounds > 1:
+                print(f"round {number + 1} of {args.rounds}", flush=True)
+            # The proxy comparison has rounds of its own (interleaved wrk runs): once is enough.
+            these = targets if number == 0 else [t for t in targets if t != "proxy"]
+            rounds.append({})
+            run_round(args, these, children, work, lua, bodies, rounds[-1])
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: stopping every server", file=sys.stderr)
@@ -955,9 +1023,14 @@ def main() -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
+    results = merge_rounds([r for r in rounds if r]) if any(rounds) else {}
     measured = {t: r for t, r in results.items() if "ops" in r}
     ratios = compute_ratios(measured)
     print_report(measured, ratios)
+    if len(rounds) > 1:
+        per_round = [compute_ratios({t: r for t, r in one.items() if "ops" in r}) for one in rounds]
+        ratios["rounds"] = per_round
+        print_round_ranges(per_round)
     proxy_figures = results.get("proxy", {}).get("figures")
     if proxy_figures:
         ratios["proxy"] = proxy_ratios(proxy_figures)
@@ -981,6 +1054,7 @@ def main() -> int:
             "duration": args.duration,
             "warmup": args.warmup,
             "repeat": args.repeat,
+            "rounds": args.rounds,
             "connections": args.connections,
             "wrk_threads": 1,
             "records": args.records,
