@@ -90,7 +90,14 @@ def _serve_raw(port_queue: multiprocessing.Queue[int]) -> None:
     loop.run_until_complete(main())
 
 
-def _wrk(port: int, duration: float, connections: int, threads: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _wrk(port: int, duration: float, connections: int, threads: int) -> tuple[float, int]:
+    """(requests/s, requests) of one wrk run."""
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{int(duration)}s"]
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         command = ["taskset", "-c", "1", *command]
@@ -98,9 +105,10 @@ def _wrk(port: int, duration: float, connections: int, threads: int) -> float:
         [*command, f"http://127.0.0.1:{port}/pets/1"], capture_output=True, text=True, check=True
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    if match is None:
+    count = re.search(r"(\d+) requests in", out)
+    if match is None or count is None:
         raise RuntimeError(out)
-    return float(match.group(1))
+    return float(match.group(1)), int(count.group(1))
 
 
 def _python_client(port: int, duration: float, connections: int) -> float:
@@ -127,8 +135,10 @@ def _python_client(port: int, duration: float, connections: int) -> float:
     return _new_loop().run_until_complete(main())
 
 
-def _measure(target: str, args: argparse.Namespace) -> float:
-    """Start the target server in a fresh process, load it, return requests/s."""
+def _measure(target: str, args: argparse.Namespace) -> tuple[float, float | None]:
+    """Start the target server in a fresh process, load it: (requests/s, server CPU us per
+    request). CPU per request is the steadier figure on a shared machine: it does not count
+    the moments the server waited for a core."""
     ctx = multiprocessing.get_context("spawn")
     port_queue: multiprocessing.Queue[int] = ctx.Queue()
     process = ctx.Process(
@@ -141,8 +151,11 @@ def _measure(target: str, args: argparse.Namespace) -> float:
             pass
         if shutil.which("wrk") and not args.python_client:
             _wrk(port, 1, args.connections, args.threads)  # warm-up
-            return _wrk(port, args.duration, args.connections, args.threads)
-        return _python_client(port, args.duration, min(args.connections, 32))
+            assert process.pid is not None
+            before = _cpu_seconds(process.pid)
+            rps, requests = _wrk(port, args.duration, args.connections, args.threads)
+            return rps, (_cpu_seconds(process.pid) - before) / max(requests, 1) * 1e6
+        return _python_client(port, args.duration, min(args.connections, 32)), None
     finally:
         process.terminate()
         process.join(5)
@@ -161,15 +174,25 @@ def main() -> None:
         f"load generator: {tool}, {args.connections} connections, {args.duration:.0f} s runs, "
         f"{args.repeat} alternating rounds (this machine is shared: the best round is reported)"
     )
-    raws: list[float] = []
-    ours: list[float] = []
+    raws: list[tuple[float, float | None]] = []
+    ours: list[tuple[float, float | None]] = []
     for round_ in range(1, args.repeat + 1):
         raws.append(_measure("raw", args))
         ours.append(_measure("harness", args))
-        print(f"  round {round_}: raw {raws[-1]:>9,.0f}/s  harness {ours[-1]:>9,.0f}/s")
+        print(
+            f"  round {round_}: raw {raws[-1][0]:>9,.0f}/s {_us(raws[-1][1])}"
+            f"  harness {ours[-1][0]:>9,.0f}/s {_us(ours[-1][1])}"
+        )
     raw, harness = max(raws), max(ours)
-    print(f"raw asyncio Protocol (ceiling): {raw:>10,.0f} requests/s")
-    print(f"harness HttpServer:             {harness:>10,.0f} requests/s ({harness / raw:.0%})")
+    print(f"raw asyncio Protocol (ceiling): {raw[0]:>10,.0f} requests/s {_us(raw[1])}")
+    print(
+        f"harness HttpServer:             {harness[0]:>10,.0f} requests/s {_us(harness[1])}"
+        f" ({harness[0] / raw[0]:.0%})"
+    )
+
+
+def _us(cpu: float | None) -> str:
+    return "" if cpu is None else f"({cpu:.1f} us CPU/request)"
 
 
 if __name__ == "__main__":

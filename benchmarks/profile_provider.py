@@ -224,7 +224,7 @@ def stages(
     else:
         out.append(
             (
-                "stateful answer (store.answer)",
+                "stateful answer (store.answer; uncached: handle() serves repeats from its read cache)",
                 per_call_us(
                     lambda: engine.store.answer(op_compiled, params, {}, body, identity), number
                 ),
