@@ -530,9 +530,14 @@ STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+_FLUSH = "traffic: batched write(2) (flush_traffic, once per loop turn)"
+
+
 def classify(frames: list[str]) -> str:
     """The innermost stage a sampled stack is in (stages nest: record > append > redaction)."""
     found = STAGES[0][0]
+    if any("ProviderEngine.flush_traffic (" in f for f in frames):
+        return _FLUSH  # the records of a loop turn, written before its responses
     if not any("ProviderEngine.handle (" in f for f in frames):
         return found
     found = "engine: other (handle/_decide/_answer glue)"
