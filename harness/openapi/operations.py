@@ -109,6 +109,9 @@ class CompiledOperation:
     responses: dict[int, ResponseSpec]
     default_response: ResponseSpec | None
     secured: bool
+    _success_memo: dict[tuple[int, ...], ResponseSpec | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # Cached: the simulator reads these several times per request under load.
     @cached_property
@@ -134,11 +137,10 @@ class CompiledOperation:
 
         Computed once per ``preferred``: the same object comes back every time (callers cache
         by it)."""
-        memo = self.__dict__.setdefault("_success_memo", {})
+        memo = self._success_memo
         if preferred not in memo:
             memo[preferred] = self._success(preferred)
-        found: ResponseSpec | None = memo[preferred]
-        return found
+        return memo[preferred]
 
     def _success(self, preferred: tuple[int, ...]) -> ResponseSpec | None:
         for status in preferred:
@@ -230,7 +232,7 @@ class CompiledOperation:
             parsed_body = _coerce_form(_multipart(body, content_type or ""), compiled)
         elif _is_json(media):
             try:
-                parsed_body = _parse_json(body)
+                parsed_body = parse_json(body)
             except (ValueError, UnicodeDecodeError) as exc:
                 problems.append(Violation("body", "", f"not valid JSON: {exc}"))
                 return problems, None
@@ -242,10 +244,11 @@ class CompiledOperation:
         return problems, parsed_body
 
 
-def _parse_json(body: bytes) -> Any:
-    """orjson for speed (a request body is parsed on every request of a load run); the json
-    module for what orjson refuses and JSON allows in practice (integers beyond 64 bits,
-    ``NaN``), and for its error messages, which name the line and column."""
+def parse_json(body: bytes) -> Any:
+    """A JSON body off the wire: orjson for speed (the simulator parses a request body, the
+    proxy a response body, per exchange of a load run); the json module for what orjson
+    refuses and JSON allows in practice (integers beyond 64 bits, ``NaN``), and for its error
+    messages, which name the line and column. Raises ``ValueError`` as ``json.loads`` does."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:

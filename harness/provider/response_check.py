@@ -7,7 +7,7 @@ and logs what it finds in the traffic record's ``validation_errors``. It never c
 response: the integration must see exactly what the provider sent, and the stages judge later.
 
 Everything per operation and status is looked up once and cached; the per-response work is a
-header scan, ``orjson.loads`` and a jsonschema_rs check. Wording (``jsonschema``, slower) happens
+header scan, ``parse_json`` (orjson) and a jsonschema_rs check. Wording (``jsonschema``, slower) happens
 only for a body that fails.
 
 The verdict on a body is cached too, keyed by the schema, the content encoding and the body's
@@ -21,18 +21,16 @@ timestamps) miss the cache and pay the full check, as before.
 
 from __future__ import annotations
 
-import json
 import zlib
 from dataclasses import dataclass
 from typing import Any, Final
-
-import orjson
 
 from harness.openapi.document import OpenAPIDocument
 from harness.openapi.operations import (
     CompiledOperation,
     CompiledSchema,
     documented_response,
+    parse_json,
 )
 from harness.provider.messages import Headers
 
@@ -184,14 +182,9 @@ def _body_problems(schema: CompiledSchema, body: bytes, encoding: str | None) ->
         except zlib.error as error:
             return [f"response body does not decode as {encoding}: {error}"]
     try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        # orjson is stricter than the standard library (integers beyond 64 bits, NaN): ask
-        # ``json`` before calling the body broken, and word the error as ``json`` does.
-        try:
-            value = json.loads(body.decode())
-        except ValueError as error:  # UnicodeDecodeError is one too
-            return [f"response body is not valid JSON: {error}"]
+        value = parse_json(body)
+    except ValueError as error:  # UnicodeDecodeError is one too
+        return [f"response body is not valid JSON: {error}"]
     if schema.is_valid(value):
         return []
     return [f"response body {path}: {message}" for path, message in schema.messages(value)]
